@@ -1,0 +1,22 @@
+"""The Typer application and its command groups."""
+
+from __future__ import annotations
+
+import typer
+
+from tacitly.cli.demo import demo_command
+from tacitly.cli.gaze import gaze_app
+from tacitly.cli.models import models_command
+
+app = typer.Typer(
+    name="tacitly",
+    help="Learn rewards from implicit human feedback and align language models with them.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(gaze_app, name="gaze")
+app.command("models", help="List the embedded backbones: installed, cached, sizes.")(models_command)
+app.command("demo", help="Run the main job on the embedded defaults and print its table.")(
+    demo_command
+)
