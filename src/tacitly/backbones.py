@@ -229,7 +229,7 @@ def load_causal_lm(
     """
     from transformers import AutoModelForCausalLM
 
-    if name is None or (isinstance(name, str) and name == DEFAULT_LM):
+    if name is None or _names_default(name, DEFAULT_LM):
         folder = _embedded_lm_folder(cache_dir=cache_dir)
         pair = _load_from_folder(folder, AutoModelForCausalLM, dtype=dtype, label=DEFAULT_LM)
     else:
@@ -278,10 +278,8 @@ def load_encoder(
     """
     from transformers import AutoModel
 
-    if name is None or (isinstance(name, str) and name == DEFAULT_ENCODER):
-        folder = _embedded_weights(_EMBEDDED[DEFAULT_ENCODER])
-        if folder is None:
-            raise ModelUnavailableError(_default_missing_message(_EMBEDDED[DEFAULT_ENCODER]))
+    if name is None or _names_default(name, DEFAULT_ENCODER):
+        folder = _embedded_encoder_folder()
         pair = _load_from_folder(folder, AutoModel, dtype=dtype, label=DEFAULT_ENCODER)
     else:
         pair = _load_named(name, AutoModel, role="encoder", dtype=dtype, cache_dir=cache_dir)
@@ -322,12 +320,10 @@ def load_tokenizer(
     """
     from transformers import AutoTokenizer
 
-    if name is None or (isinstance(name, str) and name == DEFAULT_LM):
+    if name is None or _names_default(name, DEFAULT_LM):
         folder: Path | None = _embedded_lm_folder(cache_dir=cache_dir)
-    elif isinstance(name, str) and name == DEFAULT_ENCODER:
-        folder = _embedded_weights(_EMBEDDED[DEFAULT_ENCODER])
-        if folder is None:
-            raise ModelUnavailableError(_default_missing_message(_EMBEDDED[DEFAULT_ENCODER]))
+    elif _names_default(name, DEFAULT_ENCODER):
+        folder = _embedded_encoder_folder()
     else:
         folder = Path(str(name)).expanduser()
         if not folder.is_dir():
@@ -352,6 +348,18 @@ def load_tokenizer(
         except OSError as error:
             why = f"the hub answered: {error}"
     raise ModelUnavailableError(_missing_message(text, "lm", why=why, cache_dir=cache_dir))
+
+
+def _names_default(name: str | os.PathLike[str], default: str) -> bool:
+    # A path object, or a string such as "./SmolLM2-135M-Instruct", names a folder instead.
+    return isinstance(name, str) and name == default
+
+
+def _embedded_encoder_folder() -> Path:
+    folder = _embedded_weights(_EMBEDDED[DEFAULT_ENCODER])
+    if folder is None:
+        raise ModelUnavailableError(_default_missing_message(_EMBEDDED[DEFAULT_ENCODER]))
+    return folder
 
 
 def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -606,7 +614,12 @@ def _load_pair(
     if cache_dir is not None:
         options["cache_dir"] = cache_dir
     model = auto_class.from_pretrained(
-        name, **options, **_dtype_kwargs(torch.float32 if dtype is None else dtype)
+        name,
+        **options,
+        # transformers looks for a PEFT adapter_config.json with only these options; without
+        # them it asks the hub (five retries, ~25 s offline) even when local_files_only is set.
+        adapter_kwargs=dict(options),
+        **_dtype_kwargs(torch.float32 if dtype is None else dtype),
     )
     tokenizer = AutoTokenizer.from_pretrained(name, **options)
     model.eval()

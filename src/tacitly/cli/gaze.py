@@ -17,6 +17,7 @@ from tacitly.signals.gaze import (
     ScreenGeometry,
     aggregate_readers,
     aois_from_table,
+    check_fixation_aois,
     detect_fixations_idt,
     detect_fixations_ivt,
     layout_text,
@@ -95,6 +96,24 @@ def _geometry(
     )
 
 
+def _threshold_and_unit(
+    method: Method, threshold: float | None, unit: Unit | None, geometry: ScreenGeometry | None
+) -> tuple[float, Unit]:
+    # Pixel speeds and spreads depend on the screen and viewing distance, so the textbook
+    # defaults (20 °/s, 1°) exist only in degrees; 20 px/s would silently find no fixation.
+    chosen = unit if unit is not None else (Unit.px if geometry is None else Unit.deg)
+    if threshold is not None:
+        return threshold, chosen
+    if chosen is Unit.px:
+        raise InputError(
+            "a pixel threshold has no default (it depends on the screen and viewing distance)",
+            field="--threshold",
+            expected="--threshold in px/s (I-VT) or px (I-DT), or the screen geometry "
+            "(--screen-px, --screen-cm, --distance-cm) to use the defaults 20 °/s and 1°",
+        )
+    return (20.0 if method is Method.ivt else 1.0), chosen
+
+
 def _output(table: pl.DataFrame, output: Path | None, *, title: str) -> None:
     if output is None:
         print_table(console, table, title=title)
@@ -114,9 +133,17 @@ def fixations_command(
     ),
     threshold: Annotated[
         float | None,
-        typer.Option(help="Velocity (units/s) or dispersion (units) threshold [default: 20 / 1]."),
+        typer.Option(
+            help="Velocity (unit/s) or dispersion (unit) threshold "
+            "[default: 20 °/s or 1° in deg; required in px]."
+        ),
     ] = None,
-    unit: Annotated[Unit, typer.Option(help="Threshold unit; deg needs the screen.")] = Unit.px,
+    unit: Annotated[
+        Unit | None,
+        typer.Option(
+            help="Threshold unit; deg needs the screen [default: deg with the screen, else px]."
+        ),
+    ] = None,
     screen_px: Annotated[
         str | None, typer.Option(help="Screen resolution WIDTHxHEIGHT in pixels.")
     ] = None,
@@ -145,13 +172,14 @@ def fixations_command(
         samples, time=time, x=x, y=y, valid=valid, time_unit=time_unit.value, by=groups
     )
     geometry = _geometry(screen_px, screen_cm, distance_cm)
+    limit, chosen_unit = _threshold_and_unit(method, threshold, unit, geometry)
     if resample_hz is not None:
         table = resample(table, rate_hz=resample_hz, by=groups)
     if method is Method.ivt:
         found = detect_fixations_ivt(
             table,
-            velocity_threshold=20.0 if threshold is None else threshold,
-            unit=unit.value,
+            velocity_threshold=limit,
+            unit=chosen_unit.value,
             geometry=geometry,
             min_duration=min_duration,
             max_gap=max_gap,
@@ -160,8 +188,8 @@ def fixations_command(
     else:
         found = detect_fixations_idt(
             table,
-            dispersion_threshold=1.0 if threshold is None else threshold,
-            unit=unit.value,
+            dispersion_threshold=limit,
+            unit=chosen_unit.value,
             geometry=geometry,
             min_duration=min_duration,
             max_gap=max_gap,
@@ -206,7 +234,11 @@ def measures_command(
     ] = False,
     by: Annotated[list[str] | None, typer.Option(help="Reader/trial column; repeatable.")] = None,
     aggregate: Annotated[
-        bool, typer.Option(help="Average over readers (adds fixProp) instead of per reader.")
+        bool,
+        typer.Option(
+            help="Average over readers (adds fixProp): rows that differ only in the reader "
+            "column are one word."
+        ),
     ] = False,
     cmcl_scale: Annotated[
         bool, typer.Option(help="Rescale averaged measures to the CMCL 0–100 scale.")
@@ -215,27 +247,50 @@ def measures_command(
 ) -> None:
     """Compute word reading measures (nFix, FFD, FPRT, GPT, TRT, …) from fixations."""
     boxes = _word_boxes(aois, text, eyelink)
+    if boxes is None:
+        raise InputError(
+            "no word boxes given", field="--aois/--text", expected="--aois FILE or --text TEXT"
+        )
     if eyelink:
         table = read_eyelink_fixations(fixations)
         groups = list(by or ["reader", "trial"])
     else:
         table = read_table(fixations)
         groups = list(by or [])
-    if boxes is None:
-        raise InputError(
-            "no word boxes given", field="--aois/--text", expected="--aois FILE or --text TEXT"
-        )
     trial_groups = [column for column in groups if column in boxes.columns]
     if "aoi" not in table.columns:
         table = map_fixations_to_aois(table, boxes, by=trial_groups, margin=margin)
+    elif eyelink and text is None:
+        # The two reports may number interest areas from different bases; a mismatch would
+        # otherwise put every fixation on the neighbouring word without a sign.
+        check_fixation_aois(table, boxes, source=fixations, by=trial_groups)
     measures = reading_measures(table, aois=boxes, by=groups, source=str(fixations))
     if aggregate or cmcl_scale:
-        measures = aggregate_readers(measures, by=trial_groups)
+        # Boxes may be per reader (EyeLink reports), but averaging over readers must not
+        # group by the reader.
+        text_groups = [column for column in trial_groups if column != "reader"]
+        measures = aggregate_readers(measures, by=text_groups)
         if cmcl_scale:
             measures = rescale_to_cmcl(measures)
     fixated = measures.filter(pl.col("nFix") > 0).height
     console.print(f"{measures.height:,} word rows, {fixated:,} fixated")
     _output(measures, output, title="reading measures")
+
+
+def _feature_columns(table: pl.DataFrame, features: str | None, *, source: Path) -> list[str]:
+    if features is None:
+        columns = [name for name in CMCL_FEATURES if name in table.columns]
+    else:
+        columns = [name.strip() for name in features.split(",") if name.strip()]
+    missing = [name for name in columns if name not in table.columns]
+    if missing or not columns:
+        raise InputError(
+            f"feature columns {missing} are missing" if missing else "no feature columns",
+            source=source,
+            field=missing[0] if missing else "--features",
+            expected=f"columns among {table.columns}",
+        )
+    return columns
 
 
 @gaze_app.command("align")
@@ -255,9 +310,13 @@ def align_command(
     mode: Annotated[
         SpreadMode, typer.Option(help="split (sum kept), first sub-token, or max.")
     ] = SpreadMode.SPLIT,
-    features: Annotated[str, typer.Option(help="Comma-separated feature columns.")] = ",".join(
-        CMCL_FEATURES
-    ),
+    features: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated feature columns "
+            f"[default: those of {','.join(CMCL_FEATURES)} in the table]."
+        ),
+    ] = None,
 ) -> None:
     """Put word-level values onto the tokens of a tokenizer."""
     from tacitly.backbones import load_tokenizer
@@ -270,17 +329,21 @@ def align_command(
         text = text_file.read_text(encoding="utf-8")
     assert text is not None
     table = read_table(measures)
-    columns = [name.strip() for name in features.split(",") if name.strip()]
-    missing = [name for name in columns if name not in table.columns]
-    if missing:
-        raise InputError(
-            f"feature columns {missing} are missing",
-            source=measures,
-            field=missing[0],
-            expected=f"columns among {table.columns}",
-        )
+    columns = _feature_columns(table, features, source=measures)
     tok = load_tokenizer(tokenizer)
-    aligned = words_to_tokens(text, table, tok, mode=mode.value, features=columns)
+    try:
+        aligned = words_to_tokens(text, table, tok, mode=mode.value, features=columns)
+    except InputError as error:
+        if error.source != "values":
+            raise
+        # The library can only call the table "values"; the user knows it by its file name.
+        raise InputError(
+            error.message,
+            source=measures,
+            row=error.row,
+            field=error.field,
+            expected=error.expected,
+        ) from None
     ids = aligned.input_ids.tolist()
     result = pl.DataFrame(
         {

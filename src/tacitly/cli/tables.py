@@ -12,6 +12,7 @@ from tacitly.errors import InputError
 
 _TEXT_SEPARATORS = {".csv": ",", ".tsv": "\t", ".txt": "\t"}
 _PARQUET = (".parquet", ".pq")
+_SQUEEZED = 8
 
 
 def read_table(path: Path) -> pl.DataFrame:
@@ -48,16 +49,41 @@ def write_table(table: pl.DataFrame, path: Path) -> None:
 def print_table(
     console: Console, table: pl.DataFrame, *, title: str, max_rows: int = 20, digits: int = 1
 ) -> None:
-    """Print the first rows of ``table`` as a rich table, floats rounded to ``digits``."""
+    """Print the first rows of ``table`` as a rich table, floats rounded to ``digits``.
+
+    Only the leading columns that fit the console's width are shown, and the others are named
+    below the table: squeezing a wide table (the 18 reading measures) into a terminal would cut
+    every header and value down to "…".
+    """
+    cells = [[_cell(value, digits) for value in row] for row in table.head(max_rows).iter_rows()]
+    fitting = _columns_that_fit(table.columns, cells, width=console.width)
     shown = Table(title=title, title_justify="left", header_style="bold")
-    for column in table.columns:
+    for column in table.columns[:fitting]:
         numeric = table.schema[column].is_numeric()
         shown.add_column(column, justify="right" if numeric else "left")
-    for row in table.head(max_rows).iter_rows():
-        shown.add_row(*(_cell(value, digits) for value in row))
+    for row in cells:
+        shown.add_row(*row[:fitting])
     console.print(shown)
     if table.height > max_rows:
         console.print(f"… {table.height - max_rows:,} more rows")
+    if fitting < table.width:
+        hidden = ", ".join(table.columns[fitting:])
+        console.print(f"… {table.width - fitting} more columns (write them with -o): {hidden}")
+
+
+def _columns_that_fit(names: list[str], cells: list[list[str]], *, width: int) -> int:
+    """How many leading columns fit in ``width`` characters.
+
+    Columns count at their natural width but at most ``_SQUEEZED`` characters: rich shortens
+    long headers and texts to make them fit, which keeps them recognisable.
+    """
+    used = 1  # the table's left border
+    for index, name in enumerate(names):
+        natural = max([len(name), *(len(row[index]) for row in cells)])
+        used += min(natural, _SQUEEZED) + 3  # one space of padding either side and a border
+        if used > width:
+            return max(1, index)
+    return len(names)
 
 
 def _cell(value: object, digits: int) -> str:

@@ -584,3 +584,23 @@ def test_conversation_properties(bpe: Any, contents: list[str], data: st.DataObj
         offsets = aligned.offsets[in_message]
         assert np.all((offsets[:, 1] > start) & (offsets[:, 0] < end))
         assert in_message.any() == bool(message)
+
+
+def test_functions_reject_text_that_is_not_a_string(bpe: Any) -> None:
+    with pytest.raises(InputError, match=r"field \"text\": text must be a string, not int"):
+        words_to_tokens(5, np.ones(1), bpe)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match=r"text must be a string, not bytes"):
+        split_words(b"a b")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "offsets",
+    [
+        pytest.param("abc", id="string"),
+        pytest.param(np.array([[0.0, np.nan], [2.0, 3.0]]), id="nan"),
+        pytest.param(np.array([[0.0, 0.5], [2.0, 3.0]]), id="fraction"),
+    ],
+)
+def test_tokens_to_words_rejects_offsets_that_are_not_whole_numbers(offsets: object) -> None:
+    with pytest.raises(InputError, match=r"field \"offsets\": offsets are not whole numbers"):
+        tokens_to_words("a b", np.ones(2), offsets)  # type: ignore[arg-type]

@@ -564,3 +564,18 @@ def test_reproduces_eyelink_interest_area_assignment(onestop_dir: Path) -> None:
     )
     assert on_edges.height == 30
     assert on_edges["between_words"].sum() == 24
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        pytest.param({"font_size": float("nan")}, "font_size", id="nan-font-size"),
+        pytest.param({"font_size": float("inf")}, "font_size", id="inf-font-size"),
+        pytest.param({"line_height": float("nan")}, "line_height", id="nan-line-height"),
+    ],
+)
+def test_layout_text_rejects_sizes_that_are_not_finite(
+    kwargs: dict[str, float], field: str
+) -> None:
+    with pytest.raises(InputError, match=rf"field \"{field}\""):
+        layout_text("a b", **kwargs)  # type: ignore[arg-type]

@@ -622,3 +622,10 @@ def test_ivt_matches_pymovements_ivt_exactly(method: str) -> None:
     )
     assert theirs.height > 30
     assert ours.select("onset", "offset", "duration").equals(theirs)
+
+
+def test_resample_refuses_a_grid_too_large_for_memory() -> None:
+    # A time column in ns read as ms: 10^12 grid points would need terabytes.
+    samples = pl.DataFrame({"time": [0.0, 1e12], "x": [1.0, 1.0], "y": [1.0, 1.0]})
+    with pytest.raises(InputError, match=r"row 1, field \"time\": the resampled grid would have"):
+        resample(samples, rate_hz=1000.0)

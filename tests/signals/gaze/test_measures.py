@@ -527,3 +527,44 @@ def test_negative_duration_names_the_row() -> None:
     with pytest.raises(InputError, match="negative") as error:
         reading_measures(scanpath([0, 1], [100, -5]), n_words=2)
     assert (error.value.row, error.value.field) == (2, "duration")
+
+
+@pytest.mark.parametrize(
+    "n_words",
+    [pytest.param(3.0, id="float"), pytest.param(True, id="bool"), pytest.param("3", id="str")],
+)
+def test_reading_measures_rejects_n_words_that_is_not_an_int(n_words: object) -> None:
+    fixations = pl.DataFrame({"onset": [0.0], "duration": [200.0], "aoi": [0]})
+    with pytest.raises(InputError, match=r"field \"n_words\": n_words must be a whole number"):
+        reading_measures(fixations, n_words=n_words)  # type: ignore[arg-type]
+
+
+def test_aggregate_readers_rejects_a_text_measure_column() -> None:
+    measures = pl.DataFrame(
+        {"word_index": [0], "nFix": [1], "FFD": [1.0], "GPT": [1.0], "TRT": ["slow"]}
+    )
+    with pytest.raises(InputError, match=r"field \"TRT\": column is String, not numeric"):
+        aggregate_readers(measures)
+
+
+@pytest.mark.parametrize(
+    ("table", "scale", "message"),
+    [
+        pytest.param({"TRT": ["a"]}, None, r"field \"TRT\": column is String", id="text-column"),
+        pytest.param({"TRT": [1.0]}, {"TRT": (1.0,)}, r"scale range \(1\.0,\)", id="one-bound"),
+        pytest.param(
+            {"TRT": [1.0]}, {"TRT": (float("nan"), 1.0)}, r"scale range \(nan, 1\.0\)", id="nan"
+        ),
+        pytest.param({"TRT": [1.0]}, {"FFD": (0.0, 1.0)}, r"no range for this column", id="none"),
+    ],
+)
+def test_rescale_to_cmcl_rejects_bad_columns_and_scales(
+    table: dict[str, list[object]], scale: dict[str, tuple[float, ...]] | None, message: str
+) -> None:
+    with pytest.raises(InputError, match=message):
+        rescale_to_cmcl(pl.DataFrame(table), columns=("TRT",), scale=scale)  # type: ignore[arg-type]
+
+
+def test_fit_cmcl_scale_rejects_a_text_column() -> None:
+    with pytest.raises(InputError, match=r"field \"TRT\": column is String, not numeric"):
+        fit_cmcl_scale(pl.DataFrame({"TRT": ["a"]}), columns=("TRT",))

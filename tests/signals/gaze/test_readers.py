@@ -24,6 +24,12 @@ from tacitly.signals.gaze.readers import (
 )
 
 
+def edited(text: str, old: str, new: str) -> str:
+    """``text`` with the first ``old`` replaced by ``new``; fails if ``old`` is not there."""
+    assert old in text
+    return text.replace(old, new, 1)
+
+
 def write(folder: Path, name: str, text: str) -> Path:
     file = folder / name
     file.write_text(text, encoding="utf-8")
@@ -249,6 +255,13 @@ def test_read_eyelink_ia_reads_tab_separated_xls(tmp_path: Path) -> None:
     assert aois["TRIAL_FIXATION_COUNT"].to_list() == [3, 3, 1]
 
 
+def test_read_eyelink_ia_keeps_whole_numbers_beyond_int64_as_floats(tmp_path: Path) -> None:
+    file = write(tmp_path, "ia.txt", edited(IA_REPORT, "\t200\t0\t", "\t1e30\t0\t"))
+    dwell = read_eyelink_ia(file)["IA_DWELL_TIME"]
+    assert dwell.dtype == pl.Float64
+    assert dwell.to_list() == [1e30, 181.0, 50.0]
+
+
 @pytest.mark.parametrize(
     ("ids", "id_base", "expected"),
     [
@@ -349,9 +362,8 @@ def test_check_fixation_aois_rejects_mismatched_labels(tmp_path: Path) -> None:
 def test_read_eyelink_fixations_rejects_bad_input(
     tmp_path: Path, old: str, new: str, message: str
 ) -> None:
-    assert old in FIXATIONS
     with pytest.raises(InputError, match=message):
-        read_eyelink_fixations(write(tmp_path, "fix.csv", FIXATIONS.replace(old, new, 1)))
+        read_eyelink_fixations(write(tmp_path, "fix.csv", edited(FIXATIONS, old, new)))
 
 
 @pytest.mark.parametrize(
@@ -375,14 +387,19 @@ def test_read_eyelink_fixations_rejects_bad_input(
         pytest.param(
             "IA_LABEL\t", "LABEL\t", r"missing column\(s\) 'IA_LABEL'", id="missing-label"
         ),
+        pytest.param(
+            "\tcat\t60\t",
+            "\tcat\t-inf\t",
+            r"row 2, field \"IA_LEFT\": IA_LEFT is infinite",
+            id="infinite-left",
+        ),
     ],
 )
 def test_read_eyelink_ia_rejects_bad_input(
     tmp_path: Path, old: str, new: str, message: str
 ) -> None:
-    assert old in IA_REPORT
     with pytest.raises(InputError, match=message):
-        read_eyelink_ia(write(tmp_path, "ia.txt", IA_REPORT.replace(old, new, 1)))
+        read_eyelink_ia(write(tmp_path, "ia.txt", edited(IA_REPORT, old, new)))
 
 
 def test_onestop_fixation_ids_are_one_based_and_ia_ids_zero_based(onestop_dir: Path) -> None:
@@ -494,6 +511,9 @@ def test_cmcl_texts_orders_texts_and_words(tmp_path: Path) -> None:
             ",TRT,", ",TOT,", r"train\.csv, field \"TRT\": missing column", id="missing-column"
         ),
         pytest.param(
+            "0,0,Hello,10,", "0,0,Hello,inf,", r"row 3, field \"nFix\": nFix is infinite", id="inf"
+        ),
+        pytest.param(
             "3.5,6",
             "3.5x,6",
             r"train\.csv, row 2, field \"FFD\": '3\.5x' is not a number",
@@ -513,9 +533,8 @@ def test_cmcl_texts_orders_texts_and_words(tmp_path: Path) -> None:
     ],
 )
 def test_read_cmcl_rejects_bad_input(tmp_path: Path, old: str, new: str, message: str) -> None:
-    assert old in CMCL
     with pytest.raises(InputError, match=message):
-        read_cmcl(write(tmp_path, "train.csv", CMCL.replace(old, new, 1)))
+        read_cmcl(write(tmp_path, "train.csv", edited(CMCL, old, new)))
 
 
 def test_cmcl_train_has_all_words_and_texts(shared_data: Path) -> None:
@@ -754,9 +773,8 @@ def test_read_ifllm_queries_types_columns(tmp_path: Path) -> None:
 def test_read_ifllm_queries_rejects_bad_input(
     tmp_path: Path, old: str, new: str, message: str
 ) -> None:
-    assert old in QUERIES
     with pytest.raises(InputError, match=message):
-        read_ifllm_queries(write(tmp_path, "query_logs_table.csv", QUERIES.replace(old, new, 1)))
+        read_ifllm_queries(write(tmp_path, "query_logs_table.csv", edited(QUERIES, old, new)))
 
 
 def test_ifllm_archive_has_a_task_with_all_six_traces(shared_data: Path) -> None:

@@ -230,6 +230,7 @@ def split_words(text: str) -> list[Word]:
 
 
 def _word_spans(text: str) -> tuple[IntArray, IntArray]:
+    _require_text(text)
     codes = np.frombuffer(text.encode("utf-32-le", errors="surrogatepass"), dtype="<u4")
     in_word = np.concatenate(([False], ~np.isin(codes, _WHITESPACE), [False]))
     edges = np.diff(in_word.astype(np.int8))
@@ -391,12 +392,30 @@ def _markup_ids(tokenizer: FastTokenizer) -> IntArray:
     return np.array([i for i in tokenizer.all_special_ids if i != unknown], dtype=np.int64)
 
 
+def _whole_number_array(values: npt.ArrayLike, *, field: str) -> IntArray:
+    array = np.asarray(values)
+    if array.dtype.kind in "iub":
+        return array.astype(np.int64)
+    if array.dtype.kind == "f" and bool(np.all(np.isfinite(array) & (array == np.round(array)))):
+        return array.astype(np.int64)
+    raise InputError(
+        f"{field} are not whole numbers (dtype {array.dtype})",
+        field=field,
+        expected="integer character offsets",
+    )
+
+
+def _require_text(text: object) -> None:
+    if not isinstance(text, str):
+        raise InputError(f"text must be a string, not {type(text).__name__}", field="text")
+
+
 def _is_tokenizer(candidate: object) -> TypeGuard[FastTokenizer]:
     return hasattr(candidate, "is_fast") and not isinstance(candidate, np.ndarray)
 
 
 def _encoding_from_offsets(offsets: npt.ArrayLike, text: str) -> _Encoding:
-    spans = np.asarray(offsets, dtype=np.int64)
+    spans = _whole_number_array(offsets, field="offsets")
     if spans.ndim != 2 or spans.shape[1] != 2:
         raise InputError(
             f"offsets have shape {spans.shape}", field="offsets", expected="[n_tokens, 2]"

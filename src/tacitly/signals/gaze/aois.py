@@ -37,6 +37,8 @@ Hit policy of :func:`map_fixations_to_aois`
 
 from __future__ import annotations
 
+import math
+import numbers
 import re
 from collections.abc import Mapping, Sequence
 from os import PathLike
@@ -366,7 +368,7 @@ def load_font(font: FontLike = None, *, size: float = 24) -> ImageFont.FreeTypeF
     >>> load_font(size=24).getname()
     ('Aileron', 'Regular')
     """
-    if size <= 0:
+    if not _is_positive_number(size):
         raise InputError(f"font size must be positive, not {size}", field="font_size")
     if isinstance(font, ImageFont.FreeTypeFont):
         return font.font_variant(size=size)
@@ -393,6 +395,10 @@ def load_font(font: FontLike = None, *, size: float = 24) -> ImageFont.FreeTypeF
             field="font",
             expected="a TrueType or OpenType font file",
         ) from None
+
+
+def _is_positive_number(value: object) -> bool:
+    return isinstance(value, numbers.Real) and math.isfinite(value) and float(value) > 0
 
 
 def layout_text(
@@ -463,7 +469,7 @@ def layout_text(
     if not isinstance(text, str):
         raise InputError(f"text must be a string, not {type(text).__name__}", field="text")
     for name, value in (("line_height", line_height), ("max_width", max_width)):
-        if not value > 0:
+        if not _is_positive_number(value):
             raise InputError(f"{name} must be positive, not {value}", field=name)
     face = load_font(font, size=font_size)
     line_px = line_height * font_size

@@ -89,6 +89,7 @@ FIXATION_COLUMNS = ("onset", "offset", "duration", "x", "y", "n_samples")
 """Columns of a fixation table after the ``by`` columns."""
 
 _SAMPLE_COLUMNS = ("time", "x", "y")
+_MAX_GRID_POINTS = 100_000_000  # about 28 hours at 1000 Hz; each column then takes 800 MB
 _UNITS = ("deg", "px")
 _VELOCITY_METHODS = ("preceding", "neighbors", "smooth", "fivepoint")
 _OFFSET_CONVENTIONS = ("last_sample", "sample_end")
@@ -469,6 +470,7 @@ def resample(
     step = 1000.0 / rate_hz
     first, last = time[group_start], time[group_end - 1]
     n_points = _grid_sizes(first, last, step)
+    _check_grid_size(n_points, frame.rows[group_start])
     grid_group = np.repeat(np.arange(group_start.size), n_points)
     k = np.arange(grid_group.size) - np.repeat(np.cumsum(n_points) - n_points, n_points)
     grid_time = first[grid_group] + k * step
@@ -999,6 +1001,20 @@ def _empty_resampled(samples: pl.DataFrame, by: Sequence[str]) -> pl.DataFrame:
     schema = {name: samples.schema[name] for name in by}
     schema |= {"time": pl.Float64(), "x": pl.Float64(), "y": pl.Float64(), "valid": pl.Boolean()}
     return pl.DataFrame(schema=schema)
+
+
+def _check_grid_size(n_points: IntArray, first_rows: IntArray) -> None:
+    # Guards against a time column in the wrong unit (s or ns read as ms), which would
+    # otherwise ask numpy for terabytes.
+    if int(n_points.sum()) > _MAX_GRID_POINTS:
+        largest = int(np.argmax(n_points))
+        raise InputError(
+            f"the resampled grid would have {int(n_points.sum()):,} points "
+            f"({int(n_points[largest]):,} in the group starting here)",
+            row=int(first_rows[largest]) + 1,
+            field="time",
+            expected=f"at most {_MAX_GRID_POINTS:,} points: check that time is in ms",
+        )
 
 
 def _grid_sizes(first: FloatArray, last: FloatArray, step: float) -> IntArray:

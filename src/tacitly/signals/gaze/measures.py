@@ -87,6 +87,8 @@ Hollenstein, N., et al. (2021). CMCL 2021 Shared Task on Eye-Tracking Prediction
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -338,7 +340,14 @@ def _word_table(
             source=source,
             expected="an AOI table with aoi (and text), or the number of words per text",
         )
-    if isinstance(n_words, int):
+    if n_words is not None and not isinstance(n_words, pl.DataFrame):
+        if isinstance(n_words, bool) or not isinstance(n_words, int):
+            raise InputError(
+                f"n_words must be a whole number or a table, not {type(n_words).__name__}",
+                source=source,
+                field="n_words",
+                expected="an int ≥ 0, or a table with the trial_by columns and n_words",
+            )
         if n_words < 0:
             raise InputError(
                 "n_words is negative", source=source, field="n_words", expected="a count ≥ 0"
@@ -690,6 +699,7 @@ def aggregate_readers(
             field=missing[0],
             expected="the output of reading_measures",
         )
+    _require_numeric(measures, ["nFix", *wanted], source=source)
     word = ["word"] if "word" in measures.columns else []
     keys = [*by, "word_index"]
 
@@ -742,6 +752,7 @@ def fit_cmcl_scale(
     {'TRT': (0.0, 600.0)}
     """
     _require_columns(table, columns)
+    _require_numeric(table, columns, source=None)
     row = table.select(
         *(pl.col(c).cast(pl.Float64).min().alias(f"{c}\0min") for c in columns),
         *(pl.col(c).cast(pl.Float64).max().alias(f"{c}\0max") for c in columns),
@@ -798,14 +809,10 @@ def rescale_to_cmcl(
     [0.0, 50.0, 200.0]
     """
     _require_columns(table, columns)
+    _require_numeric(table, columns, source=None)
     ranges = dict(scale) if scale is not None else fit_cmcl_scale(table, columns=columns)
-    absent = [c for c in columns if c not in ranges]
-    if absent:
-        raise InputError(
-            "scale has no range for this column",
-            field=absent[0],
-            expected="a (minimum, maximum) pair for every rescaled column",
-        )
+    for column in columns:
+        _check_range(column, ranges.get(column))
 
     def rescaled(column: str) -> pl.Expr:
         low, high = ranges[column]
@@ -816,6 +823,28 @@ def rescale_to_cmcl(
         return ((value - low) * (100.0 / width)).alias(column)
 
     return table.with_columns(*(rescaled(c) for c in columns))
+
+
+def _check_range(column: str, pair: object) -> None:
+    expected = "a (minimum, maximum) pair of finite numbers for every rescaled column"
+    if pair is None:
+        raise InputError("scale has no range for this column", field=column, expected=expected)
+    usable = (
+        isinstance(pair, tuple | list)
+        and len(pair) == 2
+        and all(isinstance(v, numbers.Real) and math.isfinite(v) for v in pair)
+    )
+    if not usable:
+        raise InputError(f"scale range {pair!r} is not usable", field=column, expected=expected)
+
+
+def _require_numeric(table: pl.DataFrame, columns: Sequence[str], *, source: str | None) -> None:
+    for column in columns:
+        dtype = table.schema[column]
+        if not dtype.is_numeric() and dtype != pl.Null:
+            raise InputError(
+                f"column is {dtype}, not numeric", source=source, field=column, expected="numbers"
+            )
 
 
 def _require_columns(table: pl.DataFrame, columns: Sequence[str]) -> None:

@@ -243,6 +243,14 @@ def _check_no_missing(column: pl.Series, *, source: StrPath, field: str) -> None
         raise InputError("value is missing", source=source, row=bad + 1, field=field)
 
 
+def _check_finite(column: pl.Series, *, source: StrPath, field: str) -> None:
+    """Raise on a missing (null or NaN) or infinite value of a Float64 column."""
+    _check_no_missing(column, source=source, field=field)
+    bad = _first_true(column.is_infinite())
+    if bad is not None:
+        raise InputError(f"{field} is infinite", source=source, row=bad + 1, field=field)
+
+
 def _check_not_backwards(
     frame: pl.DataFrame, *, column: str, by: Sequence[str], source: StrPath
 ) -> None:
@@ -363,10 +371,7 @@ def read_samples(
         raise InputError("the file has a header but no samples", source=file)
 
     times = _parse_float(raw[time], source=file, field=time)
-    _check_no_missing(times, source=file, field=time)
-    bad = _first_true(times.is_infinite())
-    if bad is not None:
-        raise InputError("time is infinite", source=file, row=bad + 1, field=time)
+    _check_finite(times, source=file, field=time)
     xs = _coordinate(raw[x], source=file, field=x)
     ys = _coordinate(raw[y], source=file, field=y)
     present = xs.is_not_null() & ys.is_not_null()
@@ -444,6 +449,28 @@ def _pick_column(
         source=source,
         expected=" or ".join(repr(c) for c in candidates),
     )
+
+
+def _eyelink_report(
+    path: StrPath, *, reader: str | None, trial: str | None, separator: str | None
+) -> tuple[Path, list[str], str, str]:
+    """The report file, its header, and the columns that identify reader and trial."""
+    file = _existing_file(path)
+    present = _header(file, separator)
+    reader_column = _pick_column(present, reader, _READER_CANDIDATES, role="reader", source=file)
+    trial_column = _pick_column(present, trial, _TRIAL_CANDIDATES, role="trial", source=file)
+    return file, present, reader_column, trial_column
+
+
+def _trial_keys(
+    raw: pl.DataFrame, reader_column: str, trial_column: str, by: Sequence[str]
+) -> dict[str, pl.Series]:
+    """The ``reader``, ``trial`` and ``by`` output columns, all as text."""
+    return {
+        "reader": _as_text(raw, reader_column),
+        "trial": _as_text(raw, trial_column),
+        **{name: _as_text(raw, name) for name in by},
+    }
 
 
 def _read_eyelink(
@@ -540,12 +567,11 @@ def read_eyelink_fixations(
     >>> fixations["aoi"].to_list(), fixations["aoi_text"].to_list()
     ([0, None], ['The', None])
     """
-    file = _existing_file(path)
     by = list(by)
     _check_by_names(by, _FIXATION_OUTPUT)
-    present = _header(file, separator)
-    reader_column = _pick_column(present, reader, _READER_CANDIDATES, role="reader", source=file)
-    trial_column = _pick_column(present, trial, _TRIAL_CANDIDATES, role="trial", source=file)
+    file, present, reader_column, trial_column = _eyelink_report(
+        path, reader=reader, trial=trial, separator=separator
+    )
     numeric = [*_FIXATION_SOURCE.values(), _FIX_INDEX, _FIX_AOI_ID]
     wanted = [reader_column, trial_column, *by, *numeric]
     _require_columns(present, wanted, source=file)
@@ -568,9 +594,7 @@ def read_eyelink_fixations(
     label = _as_text(raw, _FIX_AOI_LABEL) if has_label else pl.Series(dtype=pl.String)
     fixations = pl.DataFrame(
         {
-            "reader": _as_text(raw, reader_column),
-            "trial": _as_text(raw, trial_column),
-            **{name: _as_text(raw, name) for name in by},
+            **_trial_keys(raw, reader_column, trial_column, by),
             "fixation_index": index,
             **measures,
             "aoi": aoi,
@@ -643,7 +667,8 @@ def read_eyelink_ia(
     Raises
     ------
     InputError
-        On a missing column or file, a bad number, an interest area listed twice for a trial,
+        On a missing column or file, a bad or infinite number, an interest area listed twice
+        for a trial,
         or a box whose right edge lies left of its left edge (or bottom above top).
 
     Examples
@@ -661,11 +686,10 @@ def read_eyelink_ia(
     >>> aois.select("aoi", "text", "width", "IA_DWELL_TIME").rows()
     [(0, 'The', 50.0, 212), (1, 'cat', 60.0, None)]
     """
-    file = _existing_file(path)
     by = list(by)
-    present = _header(file, separator)
-    reader_column = _pick_column(present, reader, _READER_CANDIDATES, role="reader", source=file)
-    trial_column = _pick_column(present, trial, _TRIAL_CANDIDATES, role="trial", source=file)
+    file, present, reader_column, trial_column = _eyelink_report(
+        path, reader=reader, trial=trial, separator=separator
+    )
     skip = {reader_column, trial_column, *by, _IA_ID, _IA_LABEL, *_IA_GEOMETRY}
     measure_columns = [
         name for name in present if name.startswith(("IA_", "TRIAL_")) and name not in skip
@@ -687,12 +711,10 @@ def read_eyelink_ia(
     aoi = _aoi_from_ids(ids, id_base=id_base, source=file, field=_IA_ID)
     edges = {name: _parse_float(raw[name], source=file, field=name) for name in _IA_GEOMETRY}
     for name, edge in edges.items():
-        _check_no_missing(edge, source=file, field=name)
+        _check_finite(edge, source=file, field=name)
     aois = pl.DataFrame(
         {
-            "reader": _as_text(raw, reader_column),
-            "trial": _as_text(raw, trial_column),
-            **{name: _as_text(raw, name) for name in by},
+            **_trial_keys(raw, reader_column, trial_column, by),
             "aoi": aoi,
             "text": _as_text(raw, _IA_LABEL),
             "left": edges["IA_LEFT"],
@@ -713,7 +735,9 @@ def _measure(column: pl.Series) -> pl.Series:
     as_float = text.cast(pl.Float64, strict=False)
     if (as_float.is_null() & text.is_not_null()).any():
         return column.cast(pl.String)
-    finite = as_float.filter(as_float.is_finite())
+    # Whole numbers beyond Int64's range (about 9.2e18) stay Float64.
+    fits_int = as_float.is_finite() & (as_float.abs() < 2.0**63)
+    finite = as_float.filter(fits_int)
     whole = finite.len() == as_float.drop_nulls().len() and bool((finite == finite.floor()).all())
     return as_float.cast(pl.Int64) if whole else as_float
 
@@ -869,8 +893,8 @@ def read_cmcl(path: StrPath, *, strip_eos: bool = True) -> pl.DataFrame:
     Raises
     ------
     InputError
-        On a missing column, a measure that is missing, not a number or negative, a word id
-        that is not a whole number, or a (sentence_id, word_id) pair listed twice.
+        On a missing column, a measure that is missing, infinite, not a number or negative, a
+        word id that is not a whole number, or a (sentence_id, word_id) pair listed twice.
 
     Examples
     --------
@@ -899,7 +923,7 @@ def read_cmcl(path: StrPath, *, strip_eos: bool = True) -> pl.DataFrame:
     columns["word"] = words.str.strip_suffix(_EOS) if strip_eos else words
     for name in _CMCL_MEASURES:
         values = _parse_float(raw[name], source=file, field=name)
-        _check_no_missing(values, source=file, field=name)
+        _check_finite(values, source=file, field=name)
         bad = _first_true(values < 0)
         if bad is not None:
             raise InputError(

@@ -27,6 +27,7 @@ import polars as pl
 from tacitly.errors import InputError
 
 _REQUIRED_AOI_COLUMNS = ("aoi", "text", "left", "top", "width", "height")
+_MIN_FIXATION_MS = 100.0
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,10 @@ class SimulatedReading:
         ``reader``, ``time`` (ms), ``x``, ``y`` (px), ``valid``.
     fixations:
         Ground truth: ``reader``, ``onset``, ``offset``, ``duration`` (ms), ``x``, ``y``
-        (intended landing point, before noise), ``aoi`` (the word aimed at).
+        (intended landing point, before noise), ``aoi`` (the word aimed at). ``onset`` is the
+        time of the fixation's first sample and ``offset`` = ``onset`` + number of samples ×
+        sampling period (the end of its last sample), so ``duration`` is a whole number of
+        sampling periods.
     """
 
     samples: pl.DataFrame
@@ -95,10 +99,17 @@ def simulate_reading(
     ['reader', 'time', 'x', 'y', 'valid']
     """
     _check_aois(aois)
-    if n_readers < 1:
-        raise InputError("n_readers must be at least 1", field="n_readers", expected="≥ 1")
-    if rate_hz <= 0:
-        raise InputError("rate_hz must be positive", field="rate_hz", expected="> 0")
+    _check_parameters(
+        n_readers=n_readers,
+        rate_hz=rate_hz,
+        mean_fixation_ms=mean_fixation_ms,
+        probabilities={
+            "skip_rate": skip_rate,
+            "refixation_rate": refixation_rate,
+            "regression_rate": regression_rate,
+        },
+        noise_px=noise_px,
+    )
     rng = np.random.default_rng(seed)
     boxes = aois.sort("aoi")
     fixation_tables = []
@@ -126,6 +137,49 @@ def _check_aois(aois: pl.DataFrame) -> None:
         )
     if aois.height == 0:
         raise InputError("AOI table is empty", expected="at least one word box")
+    if aois["aoi"].is_duplicated().any():
+        raise InputError(
+            "AOI table has repeated aoi values", field="aoi", expected="the words of one text"
+        )
+    for name in ("left", "top", "width", "height"):
+        column = aois[name]
+        if not column.dtype.is_numeric():
+            raise InputError(f"holds {column.dtype}, not numbers", field=name, expected="pixels")
+        values = column.cast(pl.Float64).fill_null(np.nan).to_numpy()
+        bad = ~np.isfinite(values)
+        if name in ("width", "height"):
+            bad |= values <= 0
+        if bad.any():
+            raise InputError(
+                f"value {values[bad][0]} is not usable",
+                row=int(np.argmax(bad)) + 1,
+                field=name,
+                expected="a finite number of pixels"
+                + (", > 0" if name in ("width", "height") else ""),
+            )
+
+
+def _check_parameters(
+    *,
+    n_readers: int,
+    rate_hz: float,
+    mean_fixation_ms: float,
+    probabilities: dict[str, float],
+    noise_px: float,
+) -> None:
+    if n_readers < 1:
+        raise InputError("n_readers must be at least 1", field="n_readers", expected="≥ 1")
+    if not (np.isfinite(rate_hz) and rate_hz > 0):
+        raise InputError("rate_hz must be positive", field="rate_hz", expected="> 0")
+    if not (np.isfinite(mean_fixation_ms) and mean_fixation_ms > 0):
+        raise InputError(
+            "mean_fixation_ms must be positive", field="mean_fixation_ms", expected="> 0 ms"
+        )
+    for name, value in probabilities.items():
+        if not 0.0 <= value <= 1.0:
+            raise InputError(f"{name} must be a probability", field=name, expected="0 to 1")
+    if not (np.isfinite(noise_px) and noise_px >= 0):
+        raise InputError("noise_px must not be negative", field="noise_px", expected="≥ 0 px")
 
 
 def _scanpath(
@@ -136,7 +190,8 @@ def _scanpath(
     regression_rate: float,
 ) -> list[int]:
     """Indices of the words fixated, in temporal order."""
-    lengths = boxes["text"].str.len_chars().to_numpy()
+    # len_chars is unsigned: 8 - length must not wrap around for words longer than 8.
+    lengths = boxes["text"].str.len_chars().cast(pl.Float64).to_numpy()
     skip_probability = skip_rate * np.clip((8 - lengths) / 7, 0.0, 1.0)
     n_words = boxes.height
     targets: list[int] = []
@@ -159,7 +214,7 @@ def _place_fixations(
     width = boxes["width"].to_numpy()[index]
     centre_y = (boxes["top"].to_numpy() + boxes["height"].to_numpy() / 2)[index]
     shape = 6.0
-    durations = np.maximum(100.0, rng.gamma(shape, mean_ms / shape, size=index.size))
+    durations = np.maximum(_MIN_FIXATION_MS, rng.gamma(shape, mean_ms / shape, size=index.size))
     return pl.DataFrame(
         {
             "aoi": boxes["aoi"].to_numpy()[index],
@@ -177,8 +232,11 @@ def _sample_gaze(
     period = 1000.0 / rate_hz
     fx = fixations["x"].to_numpy()
     fy = fixations["y"].to_numpy()
-    fix_counts = np.maximum(1, np.round(fixations["planned_duration"].to_numpy() / period))
-    fix_counts = fix_counts.astype(np.int64)
+    # Rounding to whole samples must not undercut the minimum at rates that do not divide it
+    # (at 45 Hz, 100 ms is 4.5 periods and would round to 89 ms).
+    shortest = np.ceil(_MIN_FIXATION_MS / period - 1e-9)
+    planned_counts = np.round(fixations["planned_duration"].to_numpy() / period)
+    fix_counts = np.maximum(shortest, planned_counts).astype(np.int64)
     amplitude = np.hypot(np.diff(fx), np.diff(fy))
     sac_counts = np.maximum(2, np.round((20.0 + 0.05 * amplitude) / period)).astype(np.int64)
     sac_counts = np.append(sac_counts, 0)
