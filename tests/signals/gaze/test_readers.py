@@ -20,6 +20,8 @@ from tacitly.signals.gaze.readers import (
     read_eyelink_ia,
     read_ifllm_queries,
     read_ifllm_trace,
+    read_oasst_etc,
+    read_oasst_etc_words,
     read_samples,
 )
 
@@ -802,3 +804,81 @@ def test_ifllm_query_log_reads(shared_data: Path) -> None:
     pairwise = queries.filter(pl.col("pairwise"))
     assert pairwise.height == 568
     assert set(pairwise["preference"].drop_nulls().unique().to_list()) == {1.0, 2.0}
+
+
+# --------------------------------------------------------------------------------------------
+# OASST-ETC word files
+
+_OASST_HEADER = (
+    "number;fix_duration;first_fix_duration;fix_number;fix_duration_n;"
+    "first_fix_duration_n;fix_number_n;text\n"
+)
+
+
+def _oasst_file(folder: Path, name: str, rows: str) -> Path:
+    file = folder / name
+    file.write_text(_OASST_HEADER + rows)
+    return file
+
+
+def test_oasst_etc_words_are_read_in_milliseconds(tmp_path: Path) -> None:
+    file = _oasst_file(
+        tmp_path,
+        "word_cor_image_fixations_12.2.csv",
+        "0;0.5;0.2;2.0;0.625;0.5;0.5;Paris\n1;0.3;0.2;2.0;0.375;0.5;0.5;is\n",
+    )
+    table = read_oasst_etc_words(file)
+    assert table.select("trial", "prompt_id", "response", "word_index", "word").rows() == [
+        ("12.2", 12, 2, 0, "Paris"),
+        ("12.2", 12, 2, 1, "is"),
+    ]
+    assert table["TRT"].to_list() == [500.0, 300.0]
+    assert table["FFD"].to_list() == [200.0, 200.0]
+    assert table["nFix"].to_list() == [2.0, 2.0]
+    assert table["TRT_n"].to_list() == [0.625, 0.375]
+
+
+def test_oasst_etc_blank_slots_are_dropped_and_read_ones_reported(tmp_path: Path) -> None:
+    file = _oasst_file(
+        tmp_path,
+        "word_cor_image_fixations_1.1.csv",
+        "0;0.5;0.2;2.0;0.5;0.5;0.5;Hi\n1;0.0;0.0;0.0;0.0;0.0;0.0;\n2;0.4;0.2;1.0;0.5;0.5;0.5;\n",
+    )
+    with pytest.warns(UserWarning, match="rows 3 have no word text"):
+        table = read_oasst_etc_words(file)
+    assert table["word"].to_list() == ["Hi"]
+
+
+@pytest.mark.parametrize(
+    ("name", "rows", "message"),
+    [
+        pytest.param("word_cor_image_fixations_x.csv", "0;1;1;1;1;1;1;a\n", "file name", id="name"),
+        pytest.param(
+            "word_cor_image_fixations_1.1.csv", "0;-1;1;1;1;1;1;a\n", "negative", id="negative"
+        ),
+        pytest.param(
+            "word_cor_image_fixations_1.1.csv", "0;abc;1;1;1;1;1;a\n", "fix_duration", id="text"
+        ),
+    ],
+)
+def test_oasst_etc_bad_files_name_the_problem(
+    tmp_path: Path, name: str, rows: str, message: str
+) -> None:
+    file = _oasst_file(tmp_path, name, rows)
+    with pytest.raises(InputError, match=message) as error:
+        read_oasst_etc_words(file)
+    assert str(file) in str(error.value)
+
+
+def test_oasst_etc_folder_without_files_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no word_cor_image_fixations_"):
+        read_oasst_etc(tmp_path)
+
+
+def test_oasst_etc_corpus_reads_whole(shared_data: Path) -> None:
+    with pytest.warns(UserWarning):
+        table = read_oasst_etc(shared_data / "oasst_etc" / "gaze_features_real")
+    # 20,884 word rows in 371 files, less the 12 slots without text.
+    assert table.height == 20_872
+    assert table["trial"].n_unique() == 371
+    assert sorted(table["set"].unique().to_list()) == list(range(1, 9))

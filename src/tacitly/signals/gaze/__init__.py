@@ -42,6 +42,8 @@ from tacitly.signals.gaze.readers import (
     read_eyelink_ia,
     read_ifllm_queries,
     read_ifllm_trace,
+    read_oasst_etc,
+    read_oasst_etc_words,
     read_samples,
 )
 from tacitly.signals.gaze.simulate import SimulatedReading, simulate_reading
@@ -68,6 +70,8 @@ __all__ = [
     "read_eyelink_ia",
     "read_ifllm_queries",
     "read_ifllm_trace",
+    "read_oasst_etc",
+    "read_oasst_etc_words",
     "read_samples",
     "reading_measures",
     "resample",

@@ -18,11 +18,14 @@ Sources
 * :func:`read_ifllm_trace`, :func:`iter_ifllm_tasks`, :func:`read_ifllm_queries`: the mouse and
   webcam-gaze traces and the query log of the IFllm dataset ("Your Mouse and Eyes Secretly
   Leak Your Preference").
+* :func:`read_oasst_etc_words`, :func:`read_oasst_etc`: word-level reading measures of people
+  reading OASST1 answers (the OASST-ETC corpus).
 """
 
 from __future__ import annotations
 
 import tarfile
+import warnings
 from collections.abc import Collection, Iterator, Sequence
 from os import PathLike
 from pathlib import Path
@@ -43,6 +46,8 @@ __all__ = [
     "read_eyelink_ia",
     "read_ifllm_queries",
     "read_ifllm_trace",
+    "read_oasst_etc",
+    "read_oasst_etc_words",
     "read_samples",
 ]
 
@@ -1424,3 +1429,173 @@ def _parse_timestamp(column: pl.Series, *, source: StrPath) -> pl.Series:
             expected="YYYY-MM-DD HH:MM:SS",
         )
     return parsed
+
+
+# --------------------------------------------------------------------------------------------
+# OASST-ETC: word-level reading measures of OASST1 answers
+
+_OASST_ETC_SOURCE = {
+    "word_index": "number",
+    "word": "text",
+    "TRT": "fix_duration",
+    "FFD": "first_fix_duration",
+    "nFix": "fix_number",
+    "TRT_n": "fix_duration_n",
+    "FFD_n": "first_fix_duration_n",
+    "nFix_n": "fix_number_n",
+}
+_OASST_ETC_SECONDS = ("TRT", "FFD")
+_OASST_ETC_FILE = "word_cor_image_fixations_"
+
+
+def read_oasst_etc_words(path: StrPath) -> pl.DataFrame:
+    """Read one OASST-ETC word file (``word_cor_image_fixations_<prompt>.<response>.csv``).
+
+    The files are semicolon-separated, one row per whitespace word of the answer as shown, with
+    measures averaged over the readers of the trial (so fractional fixation counts occur).
+    Durations are converted from seconds to milliseconds so that they share the unit of
+    :func:`tacitly.signals.gaze.measures.reading_measures`. Some files hold rows with an empty
+    ``text`` (slots of the displayed layout whose word was lost in the corpus's export: 12 rows
+    in the released files, 5 of them with fixations); they are dropped, since no word of the
+    answer can carry their values, with a warning naming the rows when they had been looked
+    at. ``word_index`` keeps the file's numbering.
+
+    Parameters
+    ----------
+    path:
+        A word file with the columns ``number; fix_duration; first_fix_duration; fix_number;
+        fix_duration_n; first_fix_duration_n; fix_number_n; text``.
+
+    Returns
+    -------
+    pl.DataFrame
+        ``trial`` (``"<prompt>.<response>"`` from the file name), ``prompt_id``, ``response``,
+        ``word_index``, ``word``, ``TRT`` and ``FFD`` (ms), ``nFix``, and the same three
+        normalised to sum to 1 over the answer (``TRT_n``, ``FFD_n``, ``nFix_n``).
+
+    Raises
+    ------
+    InputError
+        On a missing column, or a measure that is not a finite number >= 0.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> file = pathlib.Path(tempfile.mkdtemp()) / "word_cor_image_fixations_3.1.csv"
+    >>> _ = file.write_text(
+    ...     "number;fix_duration;first_fix_duration;fix_number;fix_duration_n;"
+    ...     "first_fix_duration_n;fix_number_n;text\\n"
+    ...     "0;0.25;0.2;1.5;0.5;0.5;0.6;Hello\\n1;0.25;0.2;1.0;0.5;0.5;0.4;there.\\n"
+    ... )
+    >>> read_oasst_etc_words(file).select("trial", "word", "TRT", "nFix").rows()
+    [('3.1', 'Hello', 250.0, 1.5), ('3.1', 'there.', 250.0, 1.0)]
+    """
+    file = _existing_file(path)
+    trial = _oasst_etc_trial(file)
+    required = list(_OASST_ETC_SOURCE.values())
+    _require_columns(_header(file, ";"), required, source=file)
+    raw = _read_columns(file, required, separator=";", null_values=None)
+    if raw.height == 0:
+        raise InputError("the file has a header but no words", source=file)
+    index_column = _OASST_ETC_SOURCE["word_index"]
+    _check_no_missing(raw[index_column], source=file, field=index_column)
+    columns: dict[str, pl.Series] = {
+        "word_index": _parse_int(raw[index_column], source=file, field=index_column)
+    }
+    columns["word"] = _as_text(raw, "text")
+    for name, column in _OASST_ETC_SOURCE.items():
+        if name in ("word_index", "word"):
+            continue
+        values = _parse_float(raw[column], source=file, field=column)
+        _check_no_missing(values, source=file, field=column)
+        _check_finite(values, source=file, field=column)
+        bad = _first_true(values < 0)
+        if bad is not None:
+            raise InputError(
+                f"negative value {values[bad]}", source=file, row=bad + 1, field=column
+            )
+        columns[name] = values * 1000.0 if name in _OASST_ETC_SECONDS else values
+    table = _drop_blank_oasst_etc_slots(pl.DataFrame(columns), source=file)
+    prompt, response = trial.split(".")
+    return table.select(
+        pl.lit(trial).alias("trial"),
+        pl.lit(int(prompt), dtype=pl.Int64).alias("prompt_id"),
+        pl.lit(int(response), dtype=pl.Int64).alias("response"),
+        pl.all(),
+    )
+
+
+def read_oasst_etc(folder: StrPath) -> pl.DataFrame:
+    """Read every OASST-ETC word file below ``folder`` (e.g. ``gaze_features_real/``).
+
+    Parameters
+    ----------
+    folder:
+        A folder holding ``set_<k>/word_cor_image_fixations_<prompt>.<response>.csv`` files
+        (or the files themselves).
+
+    Returns
+    -------
+    pl.DataFrame
+        The tables of :func:`read_oasst_etc_words` stacked, with a ``set`` column (the
+        ``set_<k>`` folder's number, null when the files are not in such a folder), sorted by
+        set, prompt, response and word.
+
+    Raises
+    ------
+    InputError
+        When the folder does not exist or holds no word file, or on a bad file.
+
+    Examples
+    --------
+    >>> read_oasst_etc("../shared/data/oasst_etc/gaze_features_real")  # doctest: +SKIP
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        raise InputError("no such folder", source=root, expected="the gaze_features_real folder")
+    files = sorted(root.rglob(f"{_OASST_ETC_FILE}*.csv"))
+    if not files:
+        raise InputError(
+            f"no {_OASST_ETC_FILE}<prompt>.<response>.csv files below the folder", source=root
+        )
+    tables = []
+    for file in files:
+        set_name = file.parent.name
+        set_number = (
+            int(set_name[4:]) if set_name.startswith("set_") and set_name[4:].isdigit() else None
+        )
+        tables.append(
+            read_oasst_etc_words(file).select(
+                pl.lit(set_number, dtype=pl.Int64).alias("set"), pl.all()
+            )
+        )
+    return pl.concat(tables).sort("set", "prompt_id", "response", "word_index", nulls_last=True)
+
+
+def _drop_blank_oasst_etc_slots(table: pl.DataFrame, *, source: Path) -> pl.DataFrame:
+    """Drop the word slots without text; warn when such a slot had been looked at."""
+    blank = table["word"].is_null() | (table["word"].str.strip_chars() == "")
+    measures = [name for name in _OASST_ETC_SOURCE if name not in ("word_index", "word")]
+    looked_at = table.select(pl.any_horizontal([pl.col(name) > 0 for name in measures]))
+    read_blank = (blank & looked_at.to_series()).arg_true().to_list()
+    if read_blank:
+        rows = ", ".join(str(row + 1) for row in read_blank)
+        warnings.warn(
+            f"{source}: rows {rows} have no word text but reading measures; they are dropped "
+            "because no word of the answer can carry them",
+            stacklevel=3,
+        )
+    return table.filter(~blank)
+
+
+def _oasst_etc_trial(file: Path) -> str:
+    stem = file.stem
+    trial = stem[len(_OASST_ETC_FILE) :] if stem.startswith(_OASST_ETC_FILE) else ""
+    parts = trial.split(".")
+    if len(parts) != 2 or not all(part.isdigit() for part in parts):
+        raise InputError(
+            "cannot tell the trial from the file name",
+            source=file,
+            expected=f"{_OASST_ETC_FILE}<prompt>.<response>.csv",
+        )
+    return trial
