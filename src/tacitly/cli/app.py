@@ -7,6 +7,7 @@ import typer
 from tacitly.cli.demo import demo_command
 from tacitly.cli.gaze import gaze_app
 from tacitly.cli.models import models_command
+from tacitly.cli.synthetic import predict_command, train_command
 
 app = typer.Typer(
     name="tacitly",
@@ -15,6 +16,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+gaze_app.command("train")(train_command)
+gaze_app.command("predict")(predict_command)
 app.add_typer(gaze_app, name="gaze")
 app.command("models", help="List the embedded backbones: installed, cached, sizes.")(models_command)
 app.command("demo", help="Run the main job on the embedded defaults and print its table.")(
