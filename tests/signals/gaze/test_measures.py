@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -568,3 +569,19 @@ def test_rescale_to_cmcl_rejects_bad_columns_and_scales(
 def test_fit_cmcl_scale_rejects_a_text_column() -> None:
     with pytest.raises(InputError, match=r"field \"TRT\": column is String, not numeric"):
         fit_cmcl_scale(pl.DataFrame({"TRT": ["a"]}), columns=("TRT",))
+
+
+def test_reading_with_no_fixation_on_any_word_is_all_skipped_without_warnings() -> None:
+    fixations = pl.DataFrame(
+        {
+            "onset": [0.0, 300.0],
+            "duration": [200.0, 200.0],
+            "aoi": pl.Series([None, None], dtype=pl.Int64),
+        }
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        table = reading_measures(fixations, n_words=3)
+    assert table["nFix"].to_list() == [0, 0, 0]
+    assert table["TRT"].to_list() == [0.0, 0.0, 0.0]
+    assert table["FFD"].is_null().all()

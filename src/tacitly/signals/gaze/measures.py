@@ -547,7 +547,8 @@ def _measures(
     n_out = np.bincount(slot[:-1][from_frontier], minlength=total).astype(np.int64)
 
     def spread(values: npt.NDArray[np.generic], fill: float | bool) -> npt.NDArray[np.generic]:
-        full = np.full(total, fill, dtype=values.dtype)
+        # An empty selection can arrive with an integer dtype; NaN fills need a float one.
+        full = np.full(total, fill, dtype=np.result_type(values.dtype, type(fill)))
         full[fixated] = values
         return full
 
