@@ -522,6 +522,21 @@ def _convert_gguf_lm(gguf: Path, target: Path) -> None:
 
 
 @contextlib.contextmanager
+def _without_progress_bars() -> Iterator[None]:
+    """Turn transformers' progress bars off for the duration of a block."""
+    from transformers.utils import logging as typed_logging
+
+    hf_logging: Any = typed_logging  # its switches are untyped
+    bars_were_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if bars_were_on:
+            hf_logging.enable_progress_bar()
+
+
+@contextlib.contextmanager
 def _quiet_transformers() -> Iterator[None]:
     """Silence transformers' warnings and weight-loading bars during the conversion."""
     from transformers.utils import logging as typed_logging
@@ -613,14 +628,17 @@ def _load_pair(
     options: dict[str, Any] = {"local_files_only": offline}
     if cache_dir is not None:
         options["cache_dir"] = cache_dir
-    model = auto_class.from_pretrained(
-        name,
-        **options,
-        # transformers looks for a PEFT adapter_config.json with only these options; without
-        # them it asks the hub (five retries, ~25 s offline) even when local_files_only is set.
-        adapter_kwargs=dict(options),
-        **_dtype_kwargs(torch.float32 if dtype is None else dtype),
-    )
+    # A bar per load ("Loading weights") is noise for a library that loads models in loops.
+    with _without_progress_bars():
+        model = auto_class.from_pretrained(
+            name,
+            **options,
+            # transformers looks for a PEFT adapter_config.json with only these options; without
+            # them it asks the hub (five retries, ~25 s offline) even when local_files_only is
+            # set.
+            adapter_kwargs=dict(options),
+            **_dtype_kwargs(torch.float32 if dtype is None else dtype),
+        )
     tokenizer = AutoTokenizer.from_pretrained(name, **options)
     model.eval()
     return model, tokenizer
