@@ -59,11 +59,12 @@ def test_help_lists_each_group_on_one_line() -> None:
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
     rows = _commands_panel(result.output)
-    assert sorted(row.split()[0] for row in rows) == ["demo", "gaze", "models"]
+    assert sorted(row.split()[0] for row in rows) == ["demo", "gaze", "models", "rm"]
     described = {row.split()[0]: row.split(maxsplit=1)[1] for row in rows}
     assert described["gaze"].startswith("Eye tracking")
     assert described["models"].startswith("List the embedded backbones")
     assert described["demo"].startswith("Run the main job")
+    assert described["rm"].startswith("Reward models")
 
 
 def test_no_arguments_shows_help() -> None:
@@ -72,7 +73,7 @@ def test_no_arguments_shows_help() -> None:
     assert "gaze" in result.output
 
 
-@pytest.mark.parametrize("command", ["fixations", "measures", "align"])
+@pytest.mark.parametrize("command", ["fixations", "measures", "align", "train", "predict"])
 def test_gaze_help_lists_its_commands(command: str) -> None:
     result = runner.invoke(app, ["gaze", "--help"])
     assert result.exit_code == 0

@@ -7,6 +7,7 @@ import typer
 from tacitly.cli.demo import demo_command
 from tacitly.cli.gaze import gaze_app
 from tacitly.cli.models import models_command
+from tacitly.cli.rewards import rm_app
 from tacitly.cli.synthetic import predict_command, train_command
 
 app = typer.Typer(
@@ -19,6 +20,7 @@ app = typer.Typer(
 gaze_app.command("train")(train_command)
 gaze_app.command("predict")(predict_command)
 app.add_typer(gaze_app, name="gaze")
+app.add_typer(rm_app, name="rm")
 app.command("models", help="List the embedded backbones: installed, cached, sizes.")(models_command)
 app.command("demo", help="Run the main job on the embedded defaults and print its table.")(
     demo_command

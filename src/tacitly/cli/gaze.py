@@ -32,7 +32,7 @@ from tacitly.signals.gaze import (
 )
 
 gaze_app = typer.Typer(
-    help="Eye tracking: fixations, reading measures, token alignment, predicted gaze.",
+    help="Eye tracking: fixations, measures, token alignment, predicted gaze.",
     no_args_is_help=True,
 )
 console = Console()

@@ -370,7 +370,7 @@ def _print_training_summary(
         _accuracy_text(metrics["test_accuracy"], metrics["test_accuracy_ci95"], n_test),
     )
     table.add_row("best step", f"{metrics['best_step']} of {metrics['total_steps']}")
-    table.add_row("train time", f"{metrics['train_seconds']:.1f} s")
+    table.add_row("train time", f"{metrics['train_seconds']:.2f} s")
     table.add_row("pairs/s", "—" if speed is None else f"{speed:.2f}")
     table.add_row("model", str(result.best_dir) if result.best_dir is not None else "—")
     table.add_row("metrics", str(folder / METRICS_FILE))

@@ -779,10 +779,12 @@ class _Progress:
 def _fit_input_scaling(model: nn.Module, train: list[Row], *, fresh: bool) -> None:
     """Let a model that standardises its inputs fit the statistics on the training rows.
 
-    Only on a fresh run: a resumed run restores the fitted buffers with the model's state.
+    Only on a fresh run whose model is not fitted yet (the CLI fits on a capped sample first);
+    a resumed run restores the fitted buffers with the model's state.
     """
     fit = getattr(model, "fit_feature_scaling", None)
-    if fresh and callable(fit):
+    fitted = getattr(model, "feature_scaling_fitted", None)
+    if fresh and callable(fit) and not (fitted is not None and bool(fitted)):
         fit(train)
 
 
