@@ -167,7 +167,7 @@ def test_models_table_names_every_backbone() -> None:
 
 
 def test_demo_without_tokens_prints_the_word_table() -> None:
-    result = runner.invoke(app, ["demo", "--no-tokens", "--readers", "2"])
+    result = runner.invoke(app, ["demo", "--no-tokens", "--no-reward", "--readers", "2"])
     assert result.exit_code == 0, result.output
     words = " ".join(result.output.split())
     assert "2 simulated readers" in words
@@ -181,7 +181,9 @@ def test_demo_without_tokens_prints_the_word_table() -> None:
 
 def test_demo_is_reproducible_with_a_seed() -> None:
     def table(seed: str) -> list[str]:
-        result = runner.invoke(app, ["demo", "--no-tokens", "--readers", "2", "--seed", seed])
+        result = runner.invoke(
+            app, ["demo", "--no-tokens", "--no-reward", "--readers", "2", "--seed", seed]
+        )
         assert result.exit_code == 0, result.output
         return [line for line in result.output.splitlines() if not line.startswith("done in")]
 
@@ -193,9 +195,25 @@ def test_demo_is_reproducible_with_a_seed() -> None:
 def test_demo_aligns_onto_the_smollm2_tokens() -> None:
     # Uses the default user cache: the first run on a machine converts SmolLM2 (~20 s).
     pytest.importorskip("transformers")
-    result = runner.invoke(app, ["demo", "--readers", "2"])
+    result = runner.invoke(app, ["demo", "--readers", "2", "--no-reward"])
     assert result.exit_code == 0, result.output
     assert "Token features in the chat-templated conversation" in result.output
     assert "template and user tokens carry 0" in " ".join(result.output.split())
     assert "template" in result.output
     assert "' back'" in result.output
+
+
+@pytest.mark.slow
+def test_demo_trains_baseline_and_gazeconcat_reward_models(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app,
+        ["demo", "--readers", "2", "--no-tokens", "--epochs", "1", "--output-dir", str(tmp_path)],
+    )
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "Baseline vs GazeConcat" in text
+    for mode in ("baseline", "concat"):
+        metrics = json.loads((tmp_path / mode / "metrics.json").read_text())
+        assert metrics["completed"] is True
+        assert 0.0 <= metrics["test_accuracy"] <= 1.0
+        assert (tmp_path / mode / "best").is_dir()
