@@ -31,6 +31,7 @@ from tacitly.backbones import (
     load_encoder,
 )
 from tacitly.errors import ModelUnavailableError
+from tiny_models import tiny_llama_config
 
 transformers = pytest.importorskip("transformers")
 
@@ -48,16 +49,11 @@ CHAT_TEMPLATE = (
 def save_tiny_llama(folder: Path, *, seed: int = 0) -> transformers.LlamaForCausalLM:
     """A 2-layer Llama (hidden size 32) with a whitespace word tokenizer, as save_pretrained."""
     from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
     torch.manual_seed(seed)
-    config = LlamaConfig(
+    config = tiny_llama_config(
         vocab_size=len(WORDS),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
         max_position_embeddings=64,
         bos_token_id=1,
         eos_token_id=2,

@@ -24,13 +24,13 @@ from polars.testing import assert_frame_equal
 from rich.console import Console
 from typer.testing import CliRunner
 
+from cli_testing import CliCaller
 from tacitly.cli import demo as cli_demo
 from tacitly.cli import gaze as cli_gaze
 from tacitly.cli.app import app
-from tacitly.errors import InputError
 from tacitly.signals.gaze import layout_text, read_eyelink_ia
 
-runner = CliRunner(env={"COLUMNS": "100", "TERMINAL_WIDTH": "100"})
+cli = CliCaller(app, runner=CliRunner(env={"COLUMNS": "100", "TERMINAL_WIDTH": "100"}))
 
 SCREEN = ["--screen-px", "1280x1024", "--screen-cm", "38x30", "--distance-cm", "68"]
 
@@ -42,20 +42,8 @@ def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(module, "console", Console(width=100))
 
 
-def invoke(*args: str | Path) -> str:
-    """Run ``tacitly`` with ``args``; it must succeed. Returns what it printed."""
-    result = runner.invoke(app, [str(arg) for arg in args])
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    assert result.exit_code == 0, result.output
-    return result.output
-
-
-def input_error(*args: str | Path) -> InputError:
-    """Run ``tacitly`` with ``args``; it must stop with an InputError, which is returned."""
-    result = runner.invoke(app, [str(arg) for arg in args])
-    assert isinstance(result.exception, InputError), result.output
-    return result.exception
+invoke = cli.output
+input_error = cli.input_error
 
 
 def two_fixations() -> pl.DataFrame:

@@ -13,12 +13,12 @@ import pytest
 import torch
 import typer
 from rich.console import Console
-from typer.testing import CliRunner
 
+from cli_testing import CliCaller
 from tacitly.cli import rewards as cli_rewards
 from tacitly.cli.rewards import TrainPlan, accuracy_report, parse_bool, rm_app, subset_of
 from tacitly.data import load_preferences
-from tacitly.errors import InputError
+from tiny_models import save_tiny_chat_lm
 
 REFERENCE_COMMAND = shlex.split(
     "-d nvidia/HelpSteer2 -m mistralai/Mistral-7B-v0.3 --concat True --use_softprompt True "
@@ -29,14 +29,10 @@ REFERENCE_COMMAND = shlex.split(
 QUICK = shlex.split(
     "--max_train_pairs 16 --epochs 1 --batch_size 4 --logging_steps 2 --max_length 128"
 )
-CHATML = (
-    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
-    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
 
 root = typer.Typer()
 root.add_typer(rm_app, name="rm")
-runner = CliRunner()
+cli = CliCaller(root, prefix=["rm"])
 
 
 @pytest.fixture(autouse=True)
@@ -44,63 +40,18 @@ def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cli_rewards, "console", Console(width=120))
 
 
-def invoke(*args: str | Path) -> Any:
-    result = runner.invoke(root, ["rm", *(str(arg) for arg in args)])
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    assert result.exit_code == 0, result.output
-    return result
-
-
-def input_error(*args: str | Path) -> InputError:
-    result = runner.invoke(root, ["rm", *(str(arg) for arg in args)])
-    assert isinstance(result.exception, InputError), result.output
-    return result.exception
+invoke = cli.result
+input_error = cli.input_error
 
 
 @pytest.fixture(scope="module")
 def tiny_lm(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer Llama (hidden 32) with a byte-level BPE tokenizer (trained on the demo texts)
     and a ChatML template."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
     texts = [m["content"] for row in load_preferences("demo") for side in row.values()
              if isinstance(side, list) for m in side]  # fmt: skip
-    core = Tokenizer(models.BPE())
-    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    core.decoder = decoders.ByteLevel()
-    core.post_processor = processors.ByteLevel(trim_offsets=True)
-    trainer = trainers.BpeTrainer(
-        vocab_size=1200,
-        special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
-    core.train_from_iterator(texts + ["system user assistant"] * 4, trainer)
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=core,
-        bos_token="<|im_start|>",
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
-    )
-    tokenizer.chat_template = CHATML
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
-    torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("tiny-llama")
-    LlamaForCausalLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return save_tiny_chat_lm(folder, texts=texts + ["system user assistant"] * 4, vocab_size=1200)
 
 
 @pytest.fixture(scope="module")

@@ -11,13 +11,13 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
+from cli_testing import CliCaller
 from tacitly.cli import synthetic as cli_synthetic
 from tacitly.cli.app import app
-from tacitly.errors import InputError
 from tacitly.signals.gaze.alignment import WORD_MEASURES
 from tacitly.signals.synthetic import GazePredictor
 
-runner = CliRunner(env={"COLUMNS": "120"})
+cli = CliCaller(app, runner=CliRunner(env={"COLUMNS": "120"}))
 
 
 @pytest.fixture(autouse=True)
@@ -25,18 +25,8 @@ def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cli_synthetic, "console", Console(width=120))
 
 
-def invoke(*args: str | Path) -> str:
-    result = runner.invoke(app, [str(arg) for arg in args])
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    assert result.exit_code == 0, result.output
-    return result.output
-
-
-def input_error(*args: str | Path) -> InputError:
-    result = runner.invoke(app, [str(arg) for arg in args])
-    assert isinstance(result.exception, InputError), result.output
-    return result.exception
+invoke = cli.output
+input_error = cli.input_error
 
 
 def test_predict_one_text_prints_its_words() -> None:

@@ -296,9 +296,9 @@ def test_load_refuses_a_foreign_folder(tmp_path: Path) -> None:
         pytest.param([[]], "no words", id="empty-text"),
         pytest.param("the cat sat", "sequence of texts", id="string-not-texts"),
         pytest.param(["the cat sat"], "sequence of words", id="string-row"),
-        pytest.param([["the", 3]], "not a string", id="non-string-word"),
+        pytest.param([["the", 3]], "not a non-empty string", id="non-string-word"),
         pytest.param([["the", ""]], "empty", id="empty-word"),
-        pytest.param([["the", None]], "not a string", id="none-word"),
+        pytest.param([["the", None]], "not a non-empty string", id="none-word"),
     ],
 )
 def test_bad_input_raises_input_error(

@@ -71,6 +71,7 @@ from torch import nn
 
 from tacitly.backbones import load_encoder
 from tacitly.errors import InputError
+from tacitly.signals.synthetic.features import check_texts
 from tacitly.signals.synthetic.metrics import mae_table
 
 if TYPE_CHECKING:
@@ -285,41 +286,7 @@ class NeuralGazeConfig:
 
 
 # --------------------------------------------------------------------------------------------
-# Input checks and word features
-
-
-def _checked_texts(texts: object, *, source: str = "texts") -> list[list[str]]:
-    """The texts as lists of non-empty words, or an InputError naming the bad text/word."""
-    if isinstance(texts, str) or not isinstance(texts, Sequence):
-        raise InputError("expected a sequence of texts, each a sequence of words", source=source)
-    checked: list[list[str]] = []
-    for number, text in enumerate(texts, start=1):
-        if isinstance(text, str) or not isinstance(text, Sequence):
-            raise InputError(
-                f"a text must be a sequence of words, got {type(text).__name__}",
-                source=source,
-                row=number,
-                expected='a list of words such as ["The", "cat", "sat."] (use str.split())',
-            )
-        if len(text) == 0:
-            raise InputError("the text has no words", source=source, row=number)
-        for position, word in enumerate(text):
-            if not isinstance(word, str):
-                raise InputError(
-                    f"word {position} is a {type(word).__name__}, not a string",
-                    source=source,
-                    row=number,
-                    field="word",
-                )
-            if not word.strip():
-                raise InputError(
-                    f"word {position} is empty or only whitespace",
-                    source=source,
-                    row=number,
-                    field="word",
-                )
-        checked.append(list(text))
-    return checked
+# Word features
 
 
 @functools.lru_cache(maxsize=200_000)
@@ -705,7 +672,7 @@ class NeuralGazeModel(nn.Module):
         >>> model.predict(["The cat sat.".split()]).height  # doctest: +SKIP
         3
         """
-        checked = _checked_texts(texts)
+        checked = check_texts(texts)
         if not checked:
             return _prediction_table(
                 [],
@@ -1118,7 +1085,7 @@ def _table_texts(
         .agg(pl.col("word"))
     )
     ids = [int(value) for value in grouped["text_id"]]
-    texts = _checked_texts([list(words) for words in grouped["word"]], source=source)
+    texts = check_texts([list(words) for words in grouped["word"]], source=source)
     return ids, texts
 
 
