@@ -21,7 +21,7 @@ from __future__ import annotations
 import gzip
 import importlib
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -103,14 +103,7 @@ def load_helpsteer2(
     ('Hello! How can I help?', 2.0)
     """
     frames = _hub_frames(HELPSTEER2_ID, source, columns=HELPSTEER_COLUMNS, offline=offline)
-    rows: list[PreferenceRow] = []
-    split_of: list[str] = []
-    dropped: list[DroppedRow] = []
-    for hub_split, frame in frames.items():
-        built, groups, lost = _helpsteer_pairs(frame, hub_split=hub_split)
-        rows += built
-        dropped += lost
-        split_of += _hub_split_names(hub_split, groups, seed=seed)
+    rows, split_of, dropped = _pairs_of_every_split(frames, _helpsteer_pairs, seed=seed)
     return finish(
         name="helpsteer2",
         rows=rows,
@@ -165,14 +158,7 @@ def load_oasst1(
     ('Hello!', 'What.')
     """
     frames = _hub_frames(OASST1_ID, source, columns=OASST_COLUMNS, offline=offline)
-    rows: list[PreferenceRow] = []
-    split_of: list[str] = []
-    dropped: list[DroppedRow] = []
-    for hub_split, frame in frames.items():
-        built, groups, lost = _oasst_pairs(frame, hub_split=hub_split)
-        rows += built
-        dropped += lost
-        split_of += _hub_split_names(hub_split, groups, seed=seed)
+    rows, split_of, dropped = _pairs_of_every_split(frames, _oasst_pairs, seed=seed)
     return finish(
         name="oasst1",
         rows=rows,
@@ -182,6 +168,24 @@ def load_oasst1(
         "train/validation grouped by tree, hub validation → test",
         split=split,
     )
+
+
+_PairBuilder = Callable[..., tuple[list[PreferenceRow], list[str], list[DroppedRow]]]
+
+
+def _pairs_of_every_split(
+    frames: Mapping[str, pl.DataFrame], build: _PairBuilder, *, seed: int
+) -> tuple[list[PreferenceRow], list[str], list[DroppedRow]]:
+    """Pairs of each hub split, with our split name for each pair, and the dropped rows."""
+    rows: list[PreferenceRow] = []
+    split_of: list[str] = []
+    dropped: list[DroppedRow] = []
+    for hub_split, frame in frames.items():
+        built, groups, lost = build(frame, hub_split=hub_split)
+        rows += built
+        dropped += lost
+        split_of += _hub_split_names(hub_split, groups, seed=seed)
+    return rows, split_of, dropped
 
 
 def _hub_split_names(hub_split: str, groups: Sequence[str], *, seed: int) -> list[str]:
