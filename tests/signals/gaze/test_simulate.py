@@ -13,6 +13,7 @@ from tacitly.signals.gaze import (
     detect_fixations_ivt,
     layout_text,
     map_fixations_to_aois,
+    reading_measures,
     simulate_reading,
 )
 
@@ -293,3 +294,15 @@ def test_bad_input_is_an_input_error(
     assert caught.value.field == field
     if aois == "null-left":
         assert caught.value.row == 3
+
+
+def test_a_single_group_column_may_be_given_as_a_string() -> None:
+    words = layout_text("Group columns can be named by a plain string.")
+    samples = simulate_reading(words, n_readers=2, seed=5).samples
+    as_list = detect_fixations_ivt(samples, velocity_threshold=1000, unit="px", by=["reader"])
+    as_text = detect_fixations_ivt(samples, velocity_threshold=1000, unit="px", by="reader")
+    assert as_text.equals(as_list)
+    mapped = map_fixations_to_aois(as_text, words)
+    assert reading_measures(mapped, aois=words, by="reader").equals(
+        reading_measures(mapped, aois=words, by=["reader"])
+    )

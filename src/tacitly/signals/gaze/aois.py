@@ -50,6 +50,7 @@ import polars as pl
 from PIL import ImageFont
 
 from tacitly.errors import InputError
+from tacitly.signals.gaze.columns import group_columns
 
 __all__ = [
     "AOI_COLUMNS",
@@ -89,7 +90,7 @@ def aois_from_table(
     height: str | None = "height",
     right: str | None = None,
     bottom: str | None = None,
-    by: Sequence[str] = (),
+    by: str | Sequence[str] = (),
     source: str | PathLike[str] | None = None,
 ) -> pl.DataFrame:
     """Normalise any table of word boxes into an AOI table.
@@ -147,6 +148,7 @@ def aois_from_table(
     >>> aois.rows()
     [(0, 'Hello', 10.0, 0.0, 60.0, 36.0), (1, 'world', 70.0, 0.0, 60.0, 36.0)]
     """
+    by = group_columns(by)
     frame = _as_frame(table, source=source)
     horizontal = _extent_column(right, width, edge="right", size="width")
     vertical = _extent_column(bottom, height, edge="bottom", size="height")
@@ -536,7 +538,7 @@ def map_fixations_to_aois(
     fixations: pl.DataFrame,
     aois: pl.DataFrame,
     *,
-    by: Sequence[str] = (),
+    by: str | Sequence[str] = (),
     margin: float = 0.0,
     overlap: Literal["first", "nearest"] = "first",
 ) -> pl.DataFrame:
@@ -590,6 +592,7 @@ def map_fixations_to_aois(
     >>> map_fixations_to_aois(fixations, aois, margin=6)["text"].to_list()
     ['Hello', 'world', 'Hello', None]
     """
+    by = group_columns(by)
     _check_mapping_inputs(fixations, aois, by=by, margin=margin, overlap=overlap)
     box_group, fixation_group = _group_codes(fixations, aois, by=by)
     left = _finite_column(aois, "left", source="aois")

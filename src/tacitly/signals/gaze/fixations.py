@@ -68,6 +68,7 @@ import numpy.typing as npt
 import polars as pl
 
 from tacitly.errors import InputError
+from tacitly.signals.gaze.columns import group_columns
 
 __all__ = [
     "FIXATION_COLUMNS",
@@ -214,7 +215,7 @@ def detect_fixations_ivt(
     velocity_method: VelocityMethod = "smooth",
     sampling_rate: float | None = None,
     offset_convention: OffsetConvention = "last_sample",
-    by: Sequence[str] = (),
+    by: str | Sequence[str] = (),
 ) -> pl.DataFrame:
     """Detect fixations with a velocity threshold (I-VT, Salvucci & Goldberg, 2000).
 
@@ -294,6 +295,7 @@ def detect_fixations_ivt(
     >>> fix.select("onset", "offset", "duration", "n_samples").rows()
     [(10.0, 30.0, 20.0, 3), (60.0, 70.0, 10.0, 2)]
     """
+    by = group_columns(by)
     _check_positive("velocity_threshold", velocity_threshold)
     _check_common(unit, geometry, min_duration, max_gap, offset_convention)
     _check_choice("velocity_method", velocity_method, _VELOCITY_METHODS)
@@ -318,7 +320,7 @@ def detect_fixations_idt(
     min_duration: float = 100.0,
     max_gap: float = 75.0,
     offset_convention: OffsetConvention = "last_sample",
-    by: Sequence[str] = (),
+    by: str | Sequence[str] = (),
 ) -> pl.DataFrame:
     """Detect fixations with a dispersion threshold (I-DT, Salvucci & Goldberg, 2000).
 
@@ -384,6 +386,7 @@ def detect_fixations_idt(
     >>> fix.select("onset", "offset", "x", "n_samples").rows()
     [(0.0, 20.0, 100.33333333333333, 3), (40.0, 60.0, 200.33333333333334, 3)]
     """
+    by = group_columns(by)
     _check_positive("dispersion_threshold", dispersion_threshold)
     _check_common(unit, geometry, min_duration, max_gap, offset_convention)
     stream = _prepare_stream(samples, by=by, max_gap=max_gap)
@@ -415,7 +418,7 @@ def resample(
     *,
     rate_hz: float = 30.0,
     max_gap: float = 250.0,
-    by: Sequence[str] = (),
+    by: str | Sequence[str] = (),
 ) -> pl.DataFrame:
     """Resample an irregular gaze stream onto a regular time grid by linear interpolation.
 
@@ -457,6 +460,7 @@ def resample(
     >>> resample(samples, rate_hz=20.0)["x"].to_list()
     [0.0, 50.0, 110.0, 210.0, 310.0]
     """
+    by = group_columns(by)
     _check_positive("rate_hz", rate_hz)
     _check_positive("max_gap", max_gap)
     frame = _arrange(samples, by)

@@ -96,6 +96,7 @@ import numpy.typing as npt
 import polars as pl
 
 from tacitly.errors import InputError
+from tacitly.signals.gaze.columns import group_columns
 
 __all__ = [
     "CMCL_FEATURES",
@@ -148,7 +149,7 @@ def reading_measures(
     *,
     aois: pl.DataFrame | None = None,
     n_words: int | pl.DataFrame | None = None,
-    by: Sequence[str] = (),
+    by: str | Sequence[str] = (),
     trial_by: Sequence[str] | None = None,
     off_text_in_go_past: bool = False,
     source: str | None = None,
@@ -208,6 +209,7 @@ def reading_measures(
     >>> table["regression_in"].to_list()
     [False, True, False, False]
     """
+    by = group_columns(by)
     by = list(by)
     fixations = _checked_fixations(fixations, by=by, source=source)
     words = _word_table(aois=aois, n_words=n_words, by=by, trial_by=trial_by, source=source)
@@ -634,7 +636,7 @@ def _next_to_the_right(group: IntArray, aoi: IntArray, start: IntArray) -> IntAr
 def aggregate_readers(
     measures: pl.DataFrame,
     *,
-    by: Sequence[str] = (),
+    by: str | Sequence[str] = (),
     columns: Sequence[str] = ("nFix", "FFD", "GPT", "TRT"),
     zeros_for_missing: bool = True,
     any_pass: bool = False,
@@ -688,6 +690,7 @@ def aggregate_readers(
     >>> aggregate_readers(per_reader, by=("trial",)).select("word_index", "FFD", "fixProp").rows()
     [(0, 190.0, 1.0), (1, 120.0, 0.5)]
     """
+    by = group_columns(by)
     by = list(by)
     renamed = {"FFD": "first_fixation_any_pass", "GPT": "go_past_any_pass"} if any_pass else {}
     wanted = [renamed.get(c, c) for c in columns]

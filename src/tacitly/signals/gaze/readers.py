@@ -34,6 +34,7 @@ from typing import Literal, NoReturn
 import polars as pl
 
 from tacitly.errors import InputError
+from tacitly.signals.gaze.columns import group_columns
 
 __all__ = [
     "DEFAULT_INVALID_VALUES",
@@ -303,7 +304,7 @@ def read_samples(
     valid: str | None = None,
     time_unit: TimeUnit = "ms",
     separator: str | None = None,
-    by: Sequence[str] = (),
+    by: str | Sequence[str] = (),
     invalid_values: Sequence[str] = DEFAULT_INVALID_VALUES,
 ) -> pl.DataFrame:
     """Read raw gaze samples from a CSV, TSV or Parquet file.
@@ -360,6 +361,7 @@ def read_samples(
     >>> samples["time"].to_list(), samples["valid"].to_list()
     ([0.0, 1.0], [True, False])
     """
+    by = group_columns(by)
     file = _existing_file(path)
     by = list(by)
     _check_by_names(by, _SAMPLE_COLUMNS)
@@ -504,7 +506,7 @@ def read_eyelink_fixations(
     reader: str | None = None,
     trial: str | None = None,
     id_base: int = 1,
-    by: Sequence[str] = (),
+    by: str | Sequence[str] = (),
     separator: str | None = None,
 ) -> pl.DataFrame:
     """Read an EyeLink Data Viewer fixation report.
@@ -572,6 +574,7 @@ def read_eyelink_fixations(
     >>> fixations["aoi"].to_list(), fixations["aoi_text"].to_list()
     ([0, None], ['The', None])
     """
+    by = group_columns(by)
     by = list(by)
     _check_by_names(by, _FIXATION_OUTPUT)
     file, present, reader_column, trial_column = _eyelink_report(
@@ -631,7 +634,7 @@ def read_eyelink_ia(
     reader: str | None = None,
     trial: str | None = None,
     id_base: int | None = None,
-    by: Sequence[str] = (),
+    by: str | Sequence[str] = (),
     separator: str | None = None,
 ) -> pl.DataFrame:
     """Read an EyeLink Data Viewer interest-area report as an AOI table with its measures.
@@ -691,6 +694,7 @@ def read_eyelink_ia(
     >>> aois.select("aoi", "text", "width", "IA_DWELL_TIME").rows()
     [(0, 'The', 50.0, 212), (1, 'cat', 60.0, None)]
     """
+    by = group_columns(by)
     by = list(by)
     file, present, reader_column, trial_column = _eyelink_report(
         path, reader=reader, trial=trial, separator=separator
