@@ -323,20 +323,6 @@ def _add_run_details(
     path.write_text(json.dumps(result.metrics, indent=2), encoding="utf-8")
 
 
-def _ci_of_accuracy(accuracy: float | None, n: int) -> tuple[float, float] | None:
-    """Bootstrap CI of an accuracy from its value and count alone.
-
-    The bootstrap of a mean of 0/1 values depends only on how many are 1, so the CI of the
-    validation accuracy needs no second pass over the validation pairs.
-    """
-    from tacitly.evaluate.metrics import bootstrap_ci
-
-    if accuracy is None or n == 0:
-        return None
-    hits = round(accuracy * n)
-    return bootstrap_ci(np.r_[np.ones(hits), np.zeros(n - hits)], seed=0)
-
-
 def _accuracy_text(accuracy: float | None, ci: Sequence[float] | None, n: int) -> str:
     if accuracy is None:
         return "—"
@@ -354,7 +340,7 @@ def _print_training_summary(
     metrics = result.metrics
     folder = Path(plan.training_config.output_dir)
     n_valid, n_test = int(metrics["n_valid"]), int(metrics["n_test"])
-    valid_ci = _ci_of_accuracy(metrics["val_accuracy"], n_valid)
+    valid_ci = metrics.get("val_accuracy_ci95")
     speed = metrics["train_pairs_per_second"]
     table = Table(
         title=f"reward model · {plan.model_config.mode} · {dataset.name} · seed "

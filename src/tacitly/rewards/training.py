@@ -538,6 +538,7 @@ class _State:
     batches_in_epoch: int = 0
     best_step: int | None = None
     best_val_accuracy: float | None = None
+    best_val_accuracy_ci95: list[float] | None = None
     history: list[dict[str, float]] = field(default_factory=list)
     pending_loss: float = 0.0
     pending_steps: int = 0
@@ -1022,6 +1023,7 @@ class _Trainer:
             entry["val_accuracy"] = evaluation.accuracy
             if state.best_val_accuracy is None or evaluation.accuracy > state.best_val_accuracy:
                 state.best_val_accuracy = evaluation.accuracy
+                state.best_val_accuracy_ci95 = list(evaluation.accuracy_ci())
                 state.best_step = state.step
                 self._save_best()
         state.history.append(entry)
@@ -1102,6 +1104,7 @@ class _Trainer:
             "total_steps": self.plan.total_steps,
             "best_step": state.best_step,
             "val_accuracy": state.best_val_accuracy,
+            "val_accuracy_ci95": state.best_val_accuracy_ci95,
             "test_accuracy": None if test is None else test.accuracy,
             "test_accuracy_ci95": None if test is None else list(test.accuracy_ci()),
             "test_loss": None if test is None else test.loss,
