@@ -79,6 +79,8 @@ __all__ = [
     "DEFAULT_LM",
     "BackboneInfo",
     "cache_root",
+    "embedded_lm_folder",
+    "hub_offline_reason",
     "list_backbones",
     "load_causal_lm",
     "load_encoder",
@@ -230,7 +232,7 @@ def load_causal_lm(
     from transformers import AutoModelForCausalLM
 
     if name is None or _names_default(name, DEFAULT_LM):
-        folder = _embedded_lm_folder(cache_dir=cache_dir)
+        folder = embedded_lm_folder(cache_dir=cache_dir)
         pair = _load_from_folder(folder, AutoModelForCausalLM, dtype=dtype, label=DEFAULT_LM)
     else:
         pair = _load_named(name, AutoModelForCausalLM, role="lm", dtype=dtype, cache_dir=cache_dir)
@@ -321,7 +323,7 @@ def load_tokenizer(
     from transformers import AutoTokenizer
 
     if name is None or _names_default(name, DEFAULT_LM):
-        folder: Path | None = _embedded_lm_folder(cache_dir=cache_dir)
+        folder: Path | None = embedded_lm_folder(cache_dir=cache_dir)
     elif _names_default(name, DEFAULT_ENCODER):
         folder = _embedded_encoder_folder()
     else:
@@ -341,7 +343,7 @@ def load_tokenizer(
         )
     except OSError:
         pass
-    why = _offline_reason()
+    why = hub_offline_reason()
     if why is None:
         try:
             return cast("PreTrainedTokenizerBase", AutoTokenizer.from_pretrained(text, **options))
@@ -471,8 +473,8 @@ def _folder_size(folder: Path) -> int:
     return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
 
 
-def _embedded_lm_folder(*, cache_dir: str | os.PathLike[str] | None) -> Path:
-    """The converted SmolLM2 folder, converting it first when needed."""
+def embedded_lm_folder(*, cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The converted SmolLM2 folder (safetensors), converting it first when needed."""
     spec = _EMBEDDED[DEFAULT_LM]
     target = _lm_cache_folder(cache_dir)
     gguf = _embedded_weights(spec)
@@ -579,7 +581,7 @@ def _load_named(
         return _load_pair(text, auto_class, dtype=dtype, cache_dir=hub_cache, offline=True)
     except OSError:
         pass
-    why = _offline_reason()
+    why = hub_offline_reason()
     if why is not None:
         raise ModelUnavailableError(_missing_message(text, role, why=why, cache_dir=cache_dir))
     try:
@@ -660,8 +662,12 @@ def _to_device(pair: ModelAndTokenizer, device: str | torch.device | None) -> Mo
     return model, tokenizer
 
 
-def _offline_reason() -> str | None:
-    """Why the hub must not be tried now, or None when it may be."""
+def hub_offline_reason() -> str | None:
+    """Why the Hugging Face hub must not be tried now, or None when it may be.
+
+    The hub is off limits when ``HF_HUB_OFFLINE`` or ``TRANSFORMERS_OFFLINE`` is set, or when
+    it does not answer a connection within 2 s (so that nothing waits on network timeouts).
+    """
     for variable in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
         if os.environ.get(variable, "").strip().lower() in {"1", "true", "yes", "on"}:
             return f"{variable} is set, so the hub is not contacted"

@@ -28,6 +28,7 @@ from typing import Any
 
 import polars as pl
 
+from tacitly.backbones import hub_offline_reason
 from tacitly.data.schema import (
     DroppedRow,
     Message,
@@ -461,7 +462,7 @@ def _frames_from_cache_or_hub(hub_id: str, *, offline: bool | None) -> dict[str,
     cached = _cached_snapshot(hub_id)
     if cached is not None and any(_split_files(cached, split) for split in _HUB_SPLITS):
         return _frames_from_folder(cached, name=hub_id)
-    reason = "offline=True was given" if offline else _offline_reason()
+    reason = "offline=True was given" if offline else hub_offline_reason()
     how = (
         f"a local copy: source='path/to/folder' (the repository files of {hub_id}), or run "
         f"datasets.load_dataset({hub_id!r}) once on a connected machine to fill the cache"
@@ -488,12 +489,6 @@ def _cached_snapshot(hub_id: str) -> Path | None:
     except Exception:  # not cached (LocalEntryNotFoundError) or an unreadable cache
         return None
     return Path(str(folder))
-
-
-def _offline_reason() -> str | None:
-    from tacitly.backbones import _offline_reason as backbones_offline_reason
-
-    return backbones_offline_reason()
 
 
 def _import_datasets(name: str) -> Any:

@@ -1009,7 +1009,7 @@ def _load_base_4bit(config: GazeRewardConfig) -> tuple[Any, Any]:  # pragma: no 
 
     if config.model_name is None or config.model_name == backbones.DEFAULT_LM:
         # The embedded default is converted once to a safetensors folder; quantise from there.
-        name = str(backbones._embedded_lm_folder(cache_dir=None))
+        name = str(backbones.embedded_lm_folder())
     else:
         name = config.model_name
     tokenizer = backbones.load_tokenizer(name)
