@@ -92,7 +92,7 @@ def predict_texts(predictor: GazePredictor, texts: list[list[str]]) -> pl.DataFr
     )
 
 
-def evaluate_cmcl(versions: list[int]) -> None:
+def evaluate_cmcl(predictors: dict[int, GazePredictor]) -> None:
     folder = SHARED / "cmcl2021"
     if not folder.is_dir():
         print(f"skipped cmcl_valid: {folder} not found", file=sys.stderr)
@@ -102,8 +102,8 @@ def evaluate_cmcl(versions: list[int]) -> None:
         "baseline: training mean": MeanBaseline().fit(train),
         "baseline: linear (length, log frequency)": LinearBaseline().fit(train),
     }
-    for version in versions:
-        models[f"version {version}"] = GazePredictor(version, cache=None).model  # type: ignore[arg-type]
+    for version, predictor in predictors.items():
+        models[f"version {version}"] = predictor.model  # type: ignore[assignment]
     for name, model in models.items():
         scores = mae_table(predict_table(model, valid), valid)
         line = {"eval": "cmcl_valid", "model": name, "overall_mae": round(scores["overall"], 4)}
@@ -112,7 +112,7 @@ def evaluate_cmcl(versions: list[int]) -> None:
         print(json.dumps(line))
 
 
-def evaluate_onestop(versions: list[int]) -> None:
+def evaluate_onestop(predictors: dict[int, GazePredictor]) -> None:
     words = onestop_words()
     if words is None:
         print("skipped onestop: scanpath-studio is not installed", file=sys.stderr)
@@ -120,15 +120,15 @@ def evaluate_onestop(versions: list[int]) -> None:
     texts = [
         group["text"].to_list() for _, group in words.group_by("paragraph", maintain_order=True)
     ]
-    for version in versions:
-        predicted = predict_texts(GazePredictor(version, cache=None), texts)
+    for version, predictor in predictors.items():
+        predicted = predict_texts(predictor, texts)
         line = {"eval": "onestop", "model": f"version {version}"}
         line |= correlations(predicted, words)
         line |= {"n_words": words.height, "n_texts": len(texts), "readers_per_text": 2}
         print(json.dumps(line))
 
 
-def evaluate_oasst_etc(versions: list[int]) -> None:
+def evaluate_oasst_etc(predictors: dict[int, GazePredictor]) -> None:
     folder = SHARED / "oasst_etc" / "gaze_features_real"
     if not folder.is_dir():
         print(f"skipped oasst_etc: {folder} not found", file=sys.stderr)
@@ -138,8 +138,8 @@ def evaluate_oasst_etc(versions: list[int]) -> None:
         words = read_oasst_etc(folder)
     groups = words.group_by("set", "trial", maintain_order=True)
     texts = [group["word"].to_list() for _, group in groups]
-    for version in versions:
-        predicted = predict_texts(GazePredictor(version, cache=None), texts)
+    for version, predictor in predictors.items():
+        predicted = predict_texts(predictor, texts)
         line = {"eval": "oasst_etc", "model": f"version {version}"}
         line |= correlations(predicted, words)
         line |= {"n_words": words.height, "n_texts": len(texts)}
@@ -151,9 +151,11 @@ def main() -> None:
     parser.add_argument("--versions", type=int, nargs="+", default=[1, 2], choices=[1, 2])
     args = parser.parse_args()
     started = time.perf_counter()
-    evaluate_cmcl(args.versions)
-    evaluate_onestop(args.versions)
-    evaluate_oasst_etc(args.versions)
+    # Each predictor is loaded once (version 2 loads three encoders) and serves all three evals.
+    predictors = {version: GazePredictor(version, cache=None) for version in args.versions}
+    evaluate_cmcl(predictors)
+    evaluate_onestop(predictors)
+    evaluate_oasst_etc(predictors)
     print(f"done in {time.perf_counter() - started:.0f} s", file=sys.stderr)
 
 
