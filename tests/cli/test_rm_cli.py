@@ -128,7 +128,8 @@ def test_the_other_options_reach_the_configs(captured: list[TrainPlan]) -> None:
         "--lora_r", "4", "--lora_alpha", "16", "--lora_dropout", "0.05", "--warmup_ratio", "0.1",
         "--weight_decay", "0.01", "--gradient_accumulation_steps", "2", "--max_steps", "7",
         "--features_scope", "response", "--standardise", "False", "--max_train_pairs", "5",
-        "--resume",
+        "--resume", "--projector_learning_rate", "1e-3", "--length_balance",
+        "--group_by_length", "False",
     )  # fmt: skip
     plan = captured[0]
     model, training = plan.model_config, plan.training_config
@@ -147,6 +148,8 @@ def test_the_other_options_reach_the_configs(captured: list[TrainPlan]) -> None:
     assert (training.warmup_ratio, training.weight_decay) == (0.1, 0.01)
     assert (training.gradient_accumulation_steps, training.resume) == (2, True)
     assert plan.max_train_pairs == 5
+    assert (training.new_modules_learning_rate, training.length_balance) == (1e-3, True)
+    assert training.group_by_length is False
 
 
 @pytest.mark.parametrize(

@@ -19,10 +19,12 @@ from torch import nn
 from tacitly.data import load_preferences
 from tacitly.errors import InputError
 from tacitly.rewards.training import (
+    LengthGroupedSampler,
     PairwiseTrainingConfig,
     bradley_terry_loss,
     evaluate_pairwise,
     latest_checkpoint,
+    length_balanced_weights,
     make_scheduler,
     train_pairwise,
 )
@@ -348,6 +350,85 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path: Path) -> None:
     )
     for key in ("best_step", "val_accuracy", "test_accuracy", "test_loss"):
         assert resumed.metrics[key] == whole.metrics[key]
+
+
+# -- batching, length balance and learning-rate groups ------------------------------------
+
+
+def test_length_grouped_batches_hold_similar_lengths() -> None:
+    lengths = [random.Random(k).randrange(1, 1000) for k in range(40)]
+    sampler = LengthGroupedSampler(lengths, batch_size=4, seed=1, window=5)
+    first = list(sampler)
+    assert sorted(first) == list(range(40))
+    # windows of 20 rows, each sorted longest first; the longest window leads
+    for start in (0, 20):
+        window = [lengths[i] for i in first[start : start + 20]]
+        assert window == sorted(window, reverse=True)
+    assert lengths[first[0]] == max(lengths)
+    assert list(sampler) == first  # same epoch, same order
+    sampler.set_epoch(1)
+    assert list(sampler) != first
+
+
+def test_length_balanced_weights_equalise_the_two_groups() -> None:
+    def row(chosen: str, rejected: str) -> dict[str, Any]:
+        return {
+            "prompt": [],
+            "chosen": turn("assistant", chosen),
+            "rejected": turn("assistant", rejected),
+        }
+
+    rows = [row("aaaa", "a"), row("aaa", "a"), row("aaa", "aa"), row("a", "aaaa"), row("ab", "cd")]
+    weights = length_balanced_weights(rows)
+    # 3 longer, 1 shorter: each group sums to (3 + 1) / 2 = 2; the equal pair keeps 1
+    assert weights == pytest.approx([2 / 3, 2 / 3, 2 / 3, 2.0, 1.0])
+    assert length_balanced_weights(rows[:3]) == [1.0, 1.0, 1.0]
+
+
+def test_length_balance_reaches_the_loss(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tacitly.rewards.training as training
+
+    rows = separable_rows(8, seed=4)
+    for index, row in enumerate(rows):
+        # the chosen answer is longer in the first 6 pairs, shorter in the last 2
+        side = "chosen" if index < 6 else "rejected"
+        row[side][0]["content"] += " more words here"
+    seen: list[torch.Tensor] = []
+
+    def recording_loss(*args: Any, **kwargs: Any) -> torch.Tensor:
+        seen.append(kwargs["weight"])
+        return bradley_terry_loss(*args, **kwargs)
+
+    monkeypatch.setattr(training, "bradley_terry_loss", recording_loss)
+    config = config_for(tmp_path, length_balance=True, epochs=1, batch_size=8)
+    train_pairwise(BagOfWords(), rows, config=config)
+    # each group sums to 4: six pairs of 2/3, two of 2
+    assert sorted(seen[0].tolist()) == pytest.approx([2 / 3] * 6 + [2.0] * 2)
+
+
+class TwoGroups(BagOfWords):
+    """A bag of words whose head counts as a 'new module' with its own learning rate."""
+
+    def parameter_groups(
+        self, *, learning_rate: float, new_modules_learning_rate: float | None = None
+    ) -> list[dict[str, Any]]:
+        rate = learning_rate if new_modules_learning_rate is None else new_modules_learning_rate
+        return [
+            {"params": [self.embedding.weight], "lr": learning_rate},
+            {"params": list(self.head.parameters()), "lr": rate},
+        ]
+
+
+def test_new_modules_get_their_own_learning_rate(tmp_path: Path) -> None:
+    from tacitly.rewards.training import _optimizer
+
+    config = config_for(tmp_path, learning_rate=0.01, new_modules_learning_rate=0.5)
+    optimizer = _optimizer(TwoGroups(), config)
+    rates = sorted((g["lr"], sum(p.numel() for p in g["params"])) for g in optimizer.param_groups)
+    # embedding 128 x 8 at 0.01; head weight 8 and bias 1 at 0.5
+    assert rates == [(0.01, 1024), (0.5, 1), (0.5, 8)]
+    with pytest.raises(InputError, match="parameter_groups"):
+        _optimizer(BagOfWords(), config)
 
 
 # -- bad input -------------------------------------------------------------------------------

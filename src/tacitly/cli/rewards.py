@@ -194,6 +194,24 @@ def train_command(
     overwrite_output_dir: Annotated[
         bool, typer.Option("--overwrite_output_dir", help="Replace an earlier run's files.")
     ] = False,
+    new_modules_learning_rate: Annotated[
+        float | None,
+        typer.Option(
+            "--new_modules_learning_rate",
+            "--projector_learning_rate",
+            help="Learning rate of the projector, eye tokens and head (default: --learning_rate).",
+        ),
+    ] = None,
+    length_balance: Annotated[
+        bool,
+        typer.Option(
+            "--length_balance",
+            help="Weight pairs so chosen-longer and chosen-shorter pairs count equally.",
+        ),
+    ] = False,
+    group_by_length: Annotated[
+        str, typer.Option("--group_by_length", help="Batch pairs of similar length.")
+    ] = "True",
 ) -> None:
     """Train a (gaze-augmented) reward model on preference pairs and report its accuracy."""
     from tacitly.rewards.gaze import GazeRewardConfig, mode_from_flags
@@ -236,6 +254,9 @@ def train_command(
         overwrite_output_dir=overwrite_output_dir,
         resume=resume,
         mixed_precision=mixed_precision,  # type: ignore[arg-type]  # checked by the config
+        new_modules_learning_rate=new_modules_learning_rate,
+        length_balance=length_balance,
+        group_by_length=parse_bool(group_by_length, option="--group_by_length"),
     )
     run_training(
         TrainPlan(

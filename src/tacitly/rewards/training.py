@@ -67,18 +67,22 @@ from torch.optim.lr_scheduler import LRScheduler
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from tacitly.errors import InputError
+from tacitly.evaluate.length import response_length
 from tacitly.evaluate.metrics import bootstrap_ci, pairwise_accuracy, pairwise_correct
 
 __all__ = [
     "SCHEDULERS",
     "EpochShuffleSampler",
+    "LengthGroupedSampler",
     "PairwiseEvaluation",
     "PairwiseTrainingConfig",
     "TrainingResult",
     "bradley_terry_loss",
     "evaluate_pairwise",
     "latest_checkpoint",
+    "length_balanced_weights",
     "make_scheduler",
+    "pair_length",
     "train_pairwise",
 ]
 
@@ -187,6 +191,28 @@ class PairwiseTrainingConfig:
     use_weight: bool = field(
         default=False, metadata=_help("Weight each pair's loss by its row's weight.")
     )
+    new_modules_learning_rate: float | None = field(
+        default=None,
+        metadata=_help(
+            "Learning rate of the modules a model adds to its backbone (a gaze model's "
+            "projector, eye tokens and head), for models with parameter_groups() (None: "
+            "learning_rate)."
+        ),
+    )
+    length_balance: bool = field(
+        default=False,
+        metadata=_help(
+            "Reweight training pairs so that those whose chosen response is longer and those "
+            "whose chosen response is shorter carry equal total weight (a debiasing option)."
+        ),
+    )
+    group_by_length: bool = field(
+        default=True,
+        metadata=_help(
+            "Batch pairs of similar length (sorted within shuffled windows of 50 batches), "
+            "which cuts padding; False: plain shuffling."
+        ),
+    )
     output_dir: str = field(
         default="runs/reward-model",
         metadata=_help("Folder for best/, checkpoints, metrics.json and training_curve.png."),
@@ -226,6 +252,13 @@ class PairwiseTrainingConfig:
         _require(self, "save_total_limit", self.save_total_limit >= 1, "an integer >= 1")
         _require(self, "num_workers", self.num_workers >= 0, "an integer >= 0")
         _require(self, "learning_rate", self.learning_rate > 0, "a positive number")
+        if self.new_modules_learning_rate is not None:
+            _require(
+                self,
+                "new_modules_learning_rate",
+                self.new_modules_learning_rate > 0,
+                "a positive number or None",
+            )
         _require(self, "adam_epsilon", self.adam_epsilon > 0, "a positive number")
         _require(self, "weight_decay", self.weight_decay >= 0, "a number >= 0")
         _require(self, "warmup_ratio", 0 <= self.warmup_ratio < 1, "a fraction in [0, 1)")
@@ -449,6 +482,95 @@ class EpochShuffleSampler(Sampler[int]):
         return self.size
 
 
+class LengthGroupedSampler(EpochShuffleSampler):
+    """Shuffled rows, sorted by length within windows of ``window`` batches.
+
+    Each epoch draws a permutation from ``seed + epoch`` (as :class:`EpochShuffleSampler`),
+    cuts it into windows of ``batch_size * window`` rows and orders each window longest first,
+    so a batch holds rows of similar length and little padding, while the windows keep the
+    order random. The longest window's first batch comes first, so that running out of
+    memory shows at once.
+
+    Examples
+    --------
+    >>> sampler = LengthGroupedSampler([5, 1, 9, 3, 7, 2], batch_size=2, seed=0, window=1)
+    >>> order = list(sampler)
+    >>> sorted(order) == [0, 1, 2, 3, 4, 5]
+    True
+    >>> all(
+    ...     [5, 1, 9, 3, 7, 2][order[i]] >= [5, 1, 9, 3, 7, 2][order[i + 1]] for i in (0, 2, 4)
+    ... )
+    True
+    """
+
+    def __init__(
+        self, lengths: Sequence[int], *, batch_size: int, seed: int, window: int = 50
+    ) -> None:
+        super().__init__(len(lengths), seed=seed)
+        self.lengths = torch.tensor(list(lengths), dtype=torch.long)
+        self.group = batch_size * window
+
+    def __iter__(self) -> Iterator[int]:
+        shuffler = torch.Generator().manual_seed(self.seed + self.epoch)
+        order = torch.randperm(self.size, generator=shuffler)
+        windows = [
+            window[torch.argsort(self.lengths[window], descending=True, stable=True)]
+            for window in torch.split(order, self.group)
+        ]
+        if len(windows) > 1:
+            longest = max(range(len(windows)), key=lambda k: int(self.lengths[windows[k][0]]))
+            windows[0], windows[longest] = windows[longest], windows[0]
+        yield from torch.cat(windows).tolist() if windows else []
+
+
+def pair_length(row: Row) -> int:
+    """Characters of a pair's text (prompt, chosen and rejected), a proxy for its tokens."""
+    return sum(_text_length(row.get(side)) for side in ("prompt", "chosen", "rejected"))
+
+
+def _text_length(value: Any) -> int:
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, Sequence):
+        return sum(
+            len(m.get("content", "")) if isinstance(m, Mapping) else len(str(m)) for m in value
+        )
+    return 0
+
+
+def length_balanced_weights(rows: Sequence[Row]) -> list[float]:
+    """Weights that give chosen-longer and chosen-shorter pairs equal total weight.
+
+    Each group's weights sum to half the number of unequal-length pairs; pairs of equal length
+    keep weight 1, as does everything when one group is empty (nothing to balance). The mean
+    weight stays 1, so the loss keeps its scale.
+
+    Examples
+    --------
+    >>> rows = [
+    ...     {"chosen": "long answer", "rejected": "short"},
+    ...     {"chosen": "longer one", "rejected": "brief"},
+    ...     {"chosen": "longest reply", "rejected": "tiny"},
+    ...     {"chosen": "ok", "rejected": "much longer"},
+    ... ]
+    >>> length_balanced_weights(rows)
+    [0.6666666666666666, 0.6666666666666666, 0.6666666666666666, 2.0]
+    """
+    signs = [_length_order(row) for row in rows]
+    longer, shorter = signs.count(1), signs.count(-1)
+    if not longer or not shorter:
+        return [1.0] * len(rows)
+    half = (longer + shorter) / 2
+    share = {1: half / longer, -1: half / shorter, 0: 1.0}
+    return [share[sign] for sign in signs]
+
+
+def _length_order(row: Row) -> int:
+    """1 when the chosen response is longer, -1 when shorter, 0 when equally long."""
+    chosen, rejected = (response_length(row[side]) for side in ("chosen", "rejected"))
+    return (chosen > rejected) - (chosen < rejected)
+
+
 class _Rows(Dataset[Row]):
     def __init__(self, rows: Sequence[Row]) -> None:
         self.rows = rows
@@ -478,6 +600,15 @@ class _PairCollator:
             batch["margin"] = None
         batch["weight"] = _row_values(rows, "weight", default=1.0) if self.weight else None
         return batch
+
+
+def _with_length_balance(rows: list[Row], *, keep_weights: bool) -> list[Row]:
+    balance = length_balanced_weights(rows)
+    weighted: list[Row] = []
+    for row, factor in zip(rows, balance, strict=True):
+        own = row.get("weight") if keep_weights else None
+        weighted.append({**row, "weight": factor * (1.0 if own is None else float(own))})
+    return weighted
 
 
 def _row_values(rows: Sequence[Row], key: str, *, default: float) -> torch.Tensor:
@@ -623,20 +754,41 @@ def _start_afresh(output_dir: Path, config: PairwiseTrainingConfig) -> None:
 
 
 def _optimizer(model: nn.Module, config: PairwiseTrainingConfig) -> torch.optim.AdamW:
-    params = [p for p in model.trainable_parameters() if p.requires_grad]  # type: ignore[operator]
-    if not params:
+    groups = _learning_rate_groups(model, config)
+    if not any(group["params"] for group in groups):
         raise InputError(
             "the model has no trainable parameters", field="model", expected="some to train"
         )
-    decayed = [p for p in params if p.ndim >= 2]
-    plain = [p for p in params if p.ndim < 2]
-    groups = [
-        {"params": decayed, "weight_decay": config.weight_decay},
-        {"params": plain, "weight_decay": 0.0},
-    ]
+    split = []
+    for group in groups:
+        params = [p for p in group["params"] if p.requires_grad]
+        split.append({"params": [p for p in params if p.ndim >= 2], "lr": group["lr"]})
+        split[-1]["weight_decay"] = config.weight_decay
+        split.append({"params": [p for p in params if p.ndim < 2], "lr": group["lr"]})
+        split[-1]["weight_decay"] = 0.0
     return torch.optim.AdamW(
-        [g for g in groups if g["params"]], lr=config.learning_rate, eps=config.adam_epsilon
+        [g for g in split if g["params"]], lr=config.learning_rate, eps=config.adam_epsilon
     )
+
+
+def _learning_rate_groups(model: nn.Module, config: PairwiseTrainingConfig) -> list[dict[str, Any]]:
+    """The model's own parameter groups when it has them, else one group at learning_rate."""
+    groups_of = getattr(model, "parameter_groups", None)
+    if callable(groups_of):
+        groups = groups_of(
+            learning_rate=config.learning_rate,
+            new_modules_learning_rate=config.new_modules_learning_rate,
+        )
+        return [{"params": list(g["params"]), "lr": float(g["lr"])} for g in groups]
+    if config.new_modules_learning_rate is not None:
+        raise InputError(
+            f"{type(model).__name__} has no parameter_groups(), so it has no separate new "
+            "modules to train at their own rate",
+            field="new_modules_learning_rate",
+            expected="None for this model",
+        )
+    params = list(model.trainable_parameters())  # type: ignore[operator]
+    return [{"params": params, "lr": config.learning_rate}]
 
 
 def _loader(
@@ -881,10 +1033,17 @@ class _Trainer:
         self.n_train, self.n_valid, self.n_test = len(train), len(valid), len(test)
         self.model_class = type(model)
         collate = cast(Callable[[list[Row]], Mapping[str, Any]], model.collate)
-        collator = _PairCollator(collate, margin=config.use_margin, weight=config.use_weight)
+        if config.length_balance:
+            train = _with_length_balance(train, keep_weights=config.use_weight)
+        weighted = config.use_weight or config.length_balance
+        collator = _PairCollator(collate, margin=config.use_margin, weight=weighted)
         eval_collator = _PairCollator(collate, margin=False, weight=False)
         eval_size = config.eval_batch_size or config.batch_size
-        self.sampler = EpochShuffleSampler(len(train), seed=config.seed)
+        self.sampler: EpochShuffleSampler = EpochShuffleSampler(len(train), seed=config.seed)
+        if config.group_by_length:
+            self.sampler = LengthGroupedSampler(
+                [pair_length(row) for row in train], batch_size=config.batch_size, seed=config.seed
+            )
         loaders = [
             _loader(
                 train,
