@@ -20,16 +20,8 @@ from tacitly.rewards.gaze import (
     mode_from_flags,
 )
 from tacitly.signals.synthetic.predictor import GazePredictor
-from tiny_models import save_tiny_chat_lm
 
 MODES = ("baseline", "concat", "add")
-SENTENCES = [
-    "Reading is a fascinating activity for people who like words.",
-    "The quick brown fox jumps over the lazy dog near the river.",
-    "How do I bake bread at home? Mix flour, water, salt and yeast.",
-    "Thank you, that answer was exactly what I needed today.",
-    "system user assistant",
-]
 
 
 def _row(prompt: str, chosen: str, rejected: str, margin: float | None = None) -> dict[str, Any]:
@@ -47,29 +39,6 @@ ROWS = [
     _row("How do I bake bread?", "Mix flour, water, salt and yeast, then bake it.", "No idea."),
     _row("Say hi.", "Hi!", "Reading is a fascinating activity for people who like words."),
 ]
-
-
-@pytest.fixture(scope="session")
-def tiny_lm(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 2-layer Llama (hidden 32) with a byte-level BPE tokenizer and a ChatML template."""
-    folder = tmp_path_factory.mktemp("tiny-llama")
-    return save_tiny_chat_lm(folder, texts=SENTENCES * 4, vocab_size=400)
-
-
-@pytest.fixture(scope="session")
-def predictor() -> GazePredictor:
-    return GazePredictor(version=1, cache=None)
-
-
-@pytest.fixture
-def make_model(tiny_lm: Path, predictor: GazePredictor) -> Any:
-    def make(mode: str = "concat", **options: Any) -> GazeRewardModel:
-        torch.manual_seed(1)
-        settings: dict[str, Any] = {"standardise": False, "load_in_4bit": False, **options}
-        config = GazeRewardConfig(model_name=str(tiny_lm), mode=mode, **settings)  # type: ignore[arg-type]
-        return GazeRewardModel(config, predictor=predictor)
-
-    return make
 
 
 def _captured_backbone_inputs(model: GazeRewardModel) -> dict[str, torch.Tensor]:
@@ -339,7 +308,15 @@ def test_a_response_longer_than_max_length_is_an_error_or_cut_at_its_end(make_mo
         make_model("add", max_length=12).encode([conversation])
     assert (caught.value.row, caught.value.field) == (1, "response")
     model = make_model("add", max_length=20, long_responses="cut_end")
-    long_prompt = [{"role": "user", "content": f"{SENTENCES[1]} {SENTENCES[2]}"}]
+    long_prompt = [
+        {
+            "role": "user",
+            "content": (
+                "The quick brown fox jumps over the lazy dog near the river. "
+                "How do I bake bread at home? Mix flour, water, salt and yeast."
+            ),
+        }
+    ]
     inputs = model.encode([long_prompt + ROWS[0]["chosen"]])
     assert int(inputs["attention_mask"].sum()) == 20
     # 10 prompt tokens (max_length // 2), then the response from its start, cut at its end.

@@ -212,6 +212,13 @@ def train_command(
     group_by_length: Annotated[
         str, typer.Option("--group_by_length", help="Batch pairs of similar length.")
     ] = "True",
+    inject_layer: Annotated[
+        int | None,
+        typer.Option(
+            "--inject_layer",
+            help="Gaze enters at decoder layer k; layers below k are frozen and cached (CPU).",
+        ),
+    ] = None,
 ) -> None:
     """Train a (gaze-augmented) reward model on preference pairs and report its accuracy."""
     from tacitly.rewards.gaze import GazeRewardConfig, mode_from_flags
@@ -236,6 +243,7 @@ def train_command(
         standardise=parse_bool(standardise, option="--standardise"),
         max_length=max_length,
         long_responses=long_responses,  # type: ignore[arg-type]  # checked by the config
+        inject_layer=inject_layer,
     )
     folder = output_dir or Path("runs", "rm", f"{_slug(dataset)}-{mode}-seed{seed}")
     training_config = PairwiseTrainingConfig(

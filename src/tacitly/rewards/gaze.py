@@ -53,6 +53,15 @@ Truncation never cuts the response first (``max_length`` counts text tokens).
     tokens and cuts the response at its end. GazeConcat sequences are ``2 n + 2`` positions
     long for ``n`` text tokens.
 
+Gaze can enter at a middle layer (``inject_layer=k``), for CPUs.
+    The projected gaze is then added to (GazeAdd) or prefixed before (GazeConcat) the input of
+    decoder layer ``k`` rather than the embeddings; LoRA adapts layers ``k`` and above only, and
+    the frozen layers below ``k`` run once per conversation, their output kept by
+    :class:`~tacitly.rewards.layer_cache.LowerLayerCache`. In GazeConcat the text's cached
+    states were computed at positions ``0 … n-1`` and sit at ``n + 2 …`` above layer ``k``;
+    the upper layers learn that shift. The baseline with ``inject_layer`` is the plain model
+    with its lower layers frozen.
+
 Examples
 --------
 >>> config = GazeRewardConfig(mode="add", features_used="0,1,0,1,0")
@@ -79,6 +88,12 @@ import torch
 from torch import nn
 
 from tacitly.errors import InputError
+from tacitly.rewards.layer_cache import (
+    LowerLayerCache,
+    decoder_layers,
+    run_upper_layers,
+    split_layer_count,
+)
 from tacitly.signals.gaze.alignment import WORD_MEASURES, align_conversation
 
 if TYPE_CHECKING:
@@ -231,6 +246,15 @@ one per measure nFix, FFD, GPT, TRT, fixProp)
             "max_length // 2 prompt tokens and cut the response's end) (default: 'error')."
         ),
     )
+    inject_layer: int | None = field(
+        default=None,
+        metadata=_help(
+            "Enter the gaze at the input of decoder layer k instead of the embeddings; LoRA "
+            "then adapts layers >= k only and the frozen layers below k run once per "
+            "conversation, their output cached in memory (for CPUs) (default: None, the "
+            "embeddings, as the reference)."
+        ),
+    )
     load_in_4bit: bool | None = field(
         default=None,
         metadata=_help(
@@ -265,6 +289,10 @@ one per measure nFix, FFD, GPT, TRT, fixProp)
         self._check_positive("projector_width", self.projector_width)
         if self.max_length is not None:
             self._check_positive("max_length", self.max_length)
+        if self.inject_layer == 0:
+            self.inject_layer = None
+        if self.inject_layer is not None:
+            self._check_positive("inject_layer", self.inject_layer)
         if not 0.0 <= self.lora_dropout < 1.0:
             raise InputError("lora_dropout must be a probability", field="lora_dropout")
         if self.mode != "baseline" and self.n_features == 0:
@@ -433,6 +461,10 @@ class GazeRewardModel(nn.Module):
             self.tokenizer.pad_token = self.tokenizer.eos_token
         hidden_size = int(base.config.get_text_config().hidden_size)
         self.hidden_size = hidden_size
+        self.lower_cache: LowerLayerCache | None = None
+        if self.config.inject_layer is not None:
+            split_layer_count(base.base_model, self.config.inject_layer)
+            self.lower_cache = LowerLayerCache(k=self.config.inject_layer)
         # LoRA wraps only the transformer, so the modules below stay outside peft's freezing.
         self.backbone: Any = _with_lora(base.base_model, self.config, adapter=_adapter)
         self.head = nn.Linear(hidden_size, 1)
@@ -737,7 +769,10 @@ class GazeRewardModel(nn.Module):
         device = self.device
         input_ids = input_ids.to(device)
         mask = attention_mask.to(device)
-        embeddings = self.backbone.get_input_embeddings()(input_ids)
+        if self.lower_cache is not None:
+            embeddings = self.lower_cache.states(self.backbone, input_ids, mask)
+        else:
+            embeddings = self.backbone.get_input_embeddings()(input_ids)
         if self.config.uses_gaze:
             if gaze_features is None:
                 raise InputError(
@@ -751,9 +786,14 @@ class GazeRewardModel(nn.Module):
             else:
                 embeddings, mask = self._prefix_gaze(embeddings, gaze, mask)
         positions = (mask.cumsum(dim=-1) - 1).clamp(min=0)
-        hidden = self.backbone(
-            inputs_embeds=embeddings, attention_mask=mask, position_ids=positions
-        ).last_hidden_state
+        if self.lower_cache is not None:
+            hidden = run_upper_layers(
+                self.backbone, embeddings, mask, positions, k=self.lower_cache.k
+            )
+        else:
+            hidden = self.backbone(
+                inputs_embeds=embeddings, attention_mask=mask, position_ids=positions
+            ).last_hidden_state
         last = (mask * torch.arange(mask.shape[1], device=device)).argmax(dim=-1)
         pooled = hidden[torch.arange(hidden.shape[0], device=device), last]
         reward: torch.Tensor = self.head(pooled.float()).squeeze(-1)
@@ -1039,12 +1079,39 @@ def _with_lora(decoder: Any, config: GazeRewardConfig, *, adapter: Path | None) 
         r=config.lora_r,
         lora_alpha=config.lora_alpha,
         lora_dropout=config.lora_dropout,
-        target_modules=None
-        if config.lora_target_modules is None
-        else list(config.lora_target_modules),
+        target_modules=_lora_targets(decoder, config),
         bias="none",
     )
     return get_peft_model(decoder, lora)
+
+
+def _lora_targets(decoder: Any, config: GazeRewardConfig) -> list[str] | None:
+    """LoRA's target modules: the configured names or peft's default for the architecture;
+    with a split decoder, only those in layers >= inject_layer (the frozen lower layers get no
+    adapters, since their output is cached)."""
+    names = None if config.lora_target_modules is None else list(config.lora_target_modules)
+    if config.inject_layer is None:
+        return names
+    if names is None:
+        from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING
+
+        model_type = str(decoder.config.model_type)
+        default = TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING.get(model_type)
+        if default is None:
+            raise InputError(
+                f"peft has no default LoRA targets for {model_type!r}",
+                field="lora_target_modules",
+                expected="the names of the modules to adapt, e.g. q_proj,v_proj",
+            )
+        names = list(default)
+    wanted = set(names)
+    targets = []
+    for index, layer in enumerate(decoder_layers(decoder)):
+        if index < config.inject_layer:
+            continue
+        prefix = f"layers.{index}."
+        targets += [prefix + n for n, _ in layer.named_modules() if n.split(".")[-1] in wanted]
+    return targets
 
 
 def _feature_matrix(values: Any, n_tokens: int) -> FloatArray:
