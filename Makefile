@@ -20,7 +20,7 @@ $(BIN)/python:
 $(STAMP): pyproject.toml Makefile | $(BIN)/python
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install --quiet "$(TORCH)"
 	$(BIN)/pip install --quiet --no-deps $(NO_DEPS_PACKAGES)
-	$(BIN)/pip install --quiet -e ".[models,synthetic,data,test,bench]"
+	$(BIN)/pip install --quiet -e ".[models,synthetic,data,scale,test,bench]"
 	touch $(STAMP)
 
 demo: $(STAMP)

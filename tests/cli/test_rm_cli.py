@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import torch
 import typer
@@ -16,7 +15,7 @@ from rich.console import Console
 
 from cli_testing import CliCaller
 from tacitly.cli import rewards as cli_rewards
-from tacitly.cli.rewards import TrainPlan, accuracy_report, parse_bool, rm_app, subset_of
+from tacitly.cli.rewards import TrainPlan, parse_bool, rm_app
 from tacitly.data import load_preferences
 from tiny_models import save_tiny_chat_lm
 
@@ -235,8 +234,9 @@ def test_eval_json_has_the_documented_keys_first(trained_run: Path, cache: None)
     report = json.loads(result.stdout)
     assert list(report)[:3] == ["accuracy", "n", "subsets"]
     assert report["n"] == 8  # the demo's test split
-    assert report["subsets"] == {"demo": {"accuracy": report["accuracy"], "n": 8}}
-    lower, upper = report["accuracy_ci95"]
+    assert report["subsets"] == {"demo": report["accuracy"]}
+    assert report["subset_n"] == {"demo": 8}
+    lower, upper = report["ci95"]
     assert 0.0 <= lower <= report["accuracy"] <= upper <= 1.0
     assert report["mode"] == "concat" and report["split"] == "test"
 
@@ -254,8 +254,8 @@ def test_eval_of_a_file_reads_every_row_by_subset(
     source.write_text("".join(json.dumps(line) + "\n" for line in lines))
     report = json.loads(invoke("eval", "-m", trained_run / "best", "-d", source, "--json").stdout)
     assert report["n"] == 5 and report["split"] == "all"
-    assert {name: v["n"] for name, v in report["subsets"].items()} == {"even": 3, "odd": 2}
-    weighted = sum(v["accuracy"] * v["n"] for v in report["subsets"].values()) / 5
+    assert report["subset_n"] == {"even": 3, "odd": 2}
+    weighted = sum(report["subsets"][k] * n for k, n in report["subset_n"].items()) / 5
     assert report["accuracy"] == pytest.approx(weighted)
 
 
@@ -286,25 +286,6 @@ def test_eval_of_a_missing_or_empty_model_folder_is_an_input_error(tmp_path: Pat
     assert "no saved reward model here" in str(
         input_error("eval", "--model", tmp_path, "--dataset", "demo")
     )
-
-
-def test_accuracy_report_counts_ties_as_wrong_and_weights_subsets_by_size() -> None:
-    rows = [{"meta": {"scenario": "code"}}] * 3 + [{"meta": {"source": "x"}}]
-    chosen = np.array([1.0, 2.0, 0.5, 3.0])
-    rejected = np.array([0.0, 2.0, 1.0, 1.0])  # a win, a tie, a loss; a win
-    report = accuracy_report(chosen, rejected, rows=rows)
-    assert report["subsets"] == {
-        "code": {"accuracy": pytest.approx(1 / 3), "n": 3},
-        "x": {"accuracy": 1.0, "n": 1},
-    }
-    assert report["accuracy"] == 0.5 and report["n"] == 4 and report["ties"] == 1
-
-
-def test_subset_of_prefers_the_given_field() -> None:
-    row = {"meta": {"scenario": "s", "kind": "k"}}
-    assert subset_of(row) == "s"
-    assert subset_of(row, by="kind") == "k"
-    assert subset_of(row, by="missing") == "all"
 
 
 # ------------------------------------------------------------------------------------------

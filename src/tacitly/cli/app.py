@@ -8,6 +8,7 @@ from tacitly.cli.demo import demo_command
 from tacitly.cli.gaze import gaze_app
 from tacitly.cli.models import models_command
 from tacitly.cli.rewards import rm_app
+from tacitly.cli.score import score_command
 from tacitly.cli.synthetic import predict_command, train_command
 
 app = typer.Typer(
@@ -24,4 +25,7 @@ app.add_typer(rm_app, name="rm")
 app.command("models", help="List the embedded backbones: installed, cached, sizes.")(models_command)
 app.command("demo", help="Run the main job on the embedded defaults and print its table.")(
     demo_command
+)
+app.command("score", help="Score a JSON Lines file with any reward; resumable, optionally on Ray.")(
+    score_command
 )

@@ -30,7 +30,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tacitly.cli.tables import print_table, write_table
+from tacitly.cli.tables import print_accuracy_report, print_table, write_table
 from tacitly.errors import InputError
 
 if TYPE_CHECKING:
@@ -640,6 +640,7 @@ def eval_command(
 ) -> None:
     """Pairwise accuracy of a reward model (RewardBench's rule: a tie is wrong), per subset."""
     from tacitly.data import DATASET_NAMES, SPLITS, load_preferences
+    from tacitly.evaluate.pairwise import accuracy_report, row_subsets
     from tacitly.rewards.training import evaluate_pairwise
 
     _check_batch_size(batch_size)
@@ -656,105 +657,23 @@ def eval_command(
     reward_model = load_reward_model(model, mode=mode)
     evaluation = evaluate_pairwise(reward_model, rows, batch_size=batch_size)
     report = accuracy_report(
-        evaluation.chosen_rewards, evaluation.rejected_rewards, rows=rows, by=by
+        evaluation.chosen_rewards,
+        evaluation.rejected_rewards,
+        subsets=row_subsets(rows, by=by),
     )
-    report.update(dataset=data.name, split=wanted, model=str(model), mode=reward_model.config.mode)
+    report.update(
+        subset_field=by if by is not None else "scenario|subset|source",
+        dataset=data.name,
+        split=wanted,
+        model=str(model),
+        mode=reward_model.config.mode,
+    )
     if as_json:
         typer.echo(json.dumps(report))
     else:
-        _print_accuracy_report(report)
-
-
-def subset_of(row: Mapping[str, Any], *, by: str | None = None) -> str:
-    """The subset a row belongs to: ``meta[by]``, else meta ``scenario``, ``subset``, ``source``.
-
-    Examples
-    --------
-    >>> subset_of({"meta": {"source": "autoj", "scenario": "code_generation"}})
-    'code_generation'
-    >>> subset_of({"meta": {}})
-    'all'
-    """
-    meta = row.get("meta") or {}
-    keys = (by,) if by is not None else ("scenario", "subset", "source")
-    for key in keys:
-        value = meta.get(key)
-        if value is not None and str(value) != "":
-            return str(value)
-    return "all"
-
-
-def accuracy_report(
-    chosen_rewards: np.ndarray,
-    rejected_rewards: np.ndarray,
-    *,
-    rows: Sequence[Mapping[str, Any]],
-    by: str | None = None,
-) -> dict[str, Any]:
-    """Overall and per-subset accuracy (ties wrong), with a bootstrap 95% CI overall.
-
-    The overall accuracy is over all pairs, i.e. the subsets' accuracies weighted by their
-    sizes.
-
-    Returns
-    -------
-    dict
-        ``accuracy``, ``n``, ``subsets`` ({name: {"accuracy", "n"}}, sorted by name), then
-        ``accuracy_ci95``, ``ties`` and ``subset_field``.
-
-    Examples
-    --------
-    >>> rows = [{"meta": {"subset": "a"}}, {"meta": {"subset": "a"}}, {"meta": {"subset": "b"}}]
-    >>> report = accuracy_report(np.array([1.0, 0.0, 2.0]), np.array([0.0, 0.0, 1.0]), rows=rows)
-    >>> report["accuracy"], report["subsets"]
-    (0.6666666666666666, {'a': {'accuracy': 0.5, 'n': 2}, 'b': {'accuracy': 1.0, 'n': 1}})
-    """
-    from tacitly.evaluate.metrics import bootstrap_ci, pairwise_correct
-
-    correct = pairwise_correct(chosen_rewards, rejected_rewards)
-    if correct.size != len(rows):
-        raise InputError(f"{correct.size} rewards for {len(rows)} rows", field="rows")
-    if correct.size == 0:
-        raise InputError("no pairs to evaluate", field="rows", expected="at least one pair")
-    names = np.array([subset_of(row, by=by) for row in rows])
-    subsets = {
-        str(name): {
-            "accuracy": float(correct[names == name].mean()),
-            "n": int((names == name).sum()),
-        }
-        for name in sorted(set(names.tolist()))
-    }
-    lower, upper = bootstrap_ci(correct.astype(np.float64), seed=0)
-    return {
-        "accuracy": float(correct.mean()),
-        "n": int(correct.size),
-        "subsets": subsets,
-        "accuracy_ci95": [lower, upper],
-        "ties": int(np.sum(np.asarray(chosen_rewards) == np.asarray(rejected_rewards))),
-        "subset_field": by if by is not None else "scenario|subset|source",
-    }
-
-
-def _print_accuracy_report(report: Mapping[str, Any]) -> None:
-    table = Table(
-        title=f"pairwise accuracy · {report['dataset']} ({report['split']}) · {report['mode']}",
-        title_justify="left",
-        header_style="bold",
-    )
-    table.add_column("subset")
-    table.add_column("n", justify="right")
-    table.add_column("accuracy", justify="right")
-    for name, values in report["subsets"].items():
-        table.add_row(name, f"{values['n']:,}", f"{values['accuracy']:.3f}")
-    lower, upper = report["accuracy_ci95"]
-    table.add_section()
-    table.add_row(
-        "[bold]overall[/]",
-        f"{report['n']:,}",
-        f"{report['accuracy']:.3f} [{lower:.3f}, {upper:.3f}]",
-    )
-    console.print(table)
-    console.print("a tie counts as wrong (RewardBench's rule)", highlight=False)
+        print_accuracy_report(
+            report, title=f"{report['dataset']} ({report['split']}) · {report['mode']}"
+        )
 
 
 def _check_batch_size(batch_size: int) -> None:

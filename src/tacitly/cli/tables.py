@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 from rich.console import Console
@@ -13,6 +15,7 @@ from tacitly.errors import InputError
 _TEXT_SEPARATORS = {".csv": ",", ".tsv": "\t", ".txt": "\t"}
 _PARQUET = (".parquet", ".pq")
 _SQUEEZED = 8
+console = Console()
 
 
 def read_table(path: Path) -> pl.DataFrame:
@@ -92,3 +95,22 @@ def _cell(value: object, digits: int) -> str:
     if isinstance(value, float):
         return f"{value:.{digits}f}"
     return str(value)
+
+
+def print_accuracy_report(report: Mapping[str, Any], *, title: str) -> None:
+    """Print :func:`tacitly.evaluate.accuracy_report`'s output: subsets, then overall."""
+    table = Table(title=f"pairwise accuracy · {title}", title_justify="left", header_style="bold")
+    table.add_column("subset")
+    table.add_column("n", justify="right")
+    table.add_column("accuracy", justify="right")
+    for name, accuracy in report["subsets"].items():
+        table.add_row(name, f"{report['subset_n'][name]:,}", f"{accuracy:.3f}")
+    lower, upper = report["ci95"]
+    table.add_section()
+    table.add_row(
+        "[bold]overall[/]",
+        f"{report['n']:,}",
+        f"{report['accuracy']:.3f} [{lower:.3f}, {upper:.3f}]",
+    )
+    console.print(table)
+    console.print("a tie counts as wrong (RewardBench's rule)", highlight=False)

@@ -29,6 +29,7 @@ from tacitly.data.files import read_preference_file
 from tacitly.data.hub import load_helpsteer2, load_oasst1
 from tacitly.data.load import DATASET_NAMES, load_preferences
 from tacitly.data.local import data_root, load_autoj, load_hh_rlhf, load_ifllm
+from tacitly.data.ratings import RatedResponse, extract_judged_pair, load_vicuna_ratings
 from tacitly.data.schema import (
     SPLITS,
     DroppedRow,
@@ -46,7 +47,9 @@ __all__ = [
     "Message",
     "PreferenceDataset",
     "PreferenceRow",
+    "RatedResponse",
     "data_root",
+    "extract_judged_pair",
     "grouped_split",
     "load_autoj",
     "load_demo",
@@ -55,6 +58,7 @@ __all__ = [
     "load_ifllm",
     "load_oasst1",
     "load_preferences",
+    "load_vicuna_ratings",
     "make_row",
     "read_preference_file",
 ]

@@ -7,6 +7,17 @@ Examples
 0.5
 """
 
+from tacitly.evaluate.correlation import kendall_tau_b, ranking_correlation, score_correlations
 from tacitly.evaluate.metrics import bootstrap_ci, pairwise_accuracy, pairwise_correct
+from tacitly.evaluate.pairwise import accuracy_report, row_subsets
 
-__all__ = ["bootstrap_ci", "pairwise_accuracy", "pairwise_correct"]
+__all__ = [
+    "accuracy_report",
+    "bootstrap_ci",
+    "kendall_tau_b",
+    "pairwise_accuracy",
+    "pairwise_correct",
+    "ranking_correlation",
+    "row_subsets",
+    "score_correlations",
+]
