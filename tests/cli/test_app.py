@@ -59,12 +59,21 @@ def test_help_lists_each_group_on_one_line() -> None:
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
     rows = _commands_panel(result.output)
-    assert sorted(row.split()[0] for row in rows) == ["demo", "gaze", "models", "rm", "score"]
+    assert sorted(row.split()[0] for row in rows) == [
+        "behavior",
+        "demo",
+        "flr",
+        "gaze",
+        "models",
+        "rm",
+        "score",
+    ]
     described = {row.split()[0]: row.split(maxsplit=1)[1] for row in rows}
     assert described["gaze"].startswith("Eye tracking")
     assert described["models"].startswith("List the embedded backbones")
     assert described["demo"].startswith("Run the main job")
     assert described["rm"].startswith("Reward models")
+    assert described["flr"].startswith("Follow-up likelihood reward")
     assert described["score"].startswith("Score a JSON Lines file")
 
 

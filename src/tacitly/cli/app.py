@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import typer
 
+from tacitly.cli.behavior import behavior_app
 from tacitly.cli.demo import demo_command
+from tacitly.cli.followup import flr_app
 from tacitly.cli.gaze import gaze_app
 from tacitly.cli.models import models_command
 from tacitly.cli.rewards import rm_app
@@ -22,6 +24,8 @@ gaze_app.command("train")(train_command)
 gaze_app.command("predict")(predict_command)
 app.add_typer(gaze_app, name="gaze")
 app.add_typer(rm_app, name="rm")
+app.add_typer(flr_app, name="flr")
+app.add_typer(behavior_app, name="behavior")
 app.command("models", help="List the embedded backbones: installed, cached, sizes.")(models_command)
 app.command("demo", help="Run the main job on the embedded defaults and print its table.")(
     demo_command

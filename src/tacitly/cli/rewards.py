@@ -468,7 +468,12 @@ def score_command(
     records = read_score_records(input_file)
     reward_model = load_reward_model(model, mode=mode)
     scored = score_records(reward_model, records, batch_size=batch_size)
-    console.print(f"scored {len(scored):,} line(s) of {input_file}", highlight=False)
+    write_scores(scored, source=input_file, output=output)
+
+
+def write_scores(scored: list[dict[str, Any]], *, source: Path, output: Path | None) -> None:
+    """Print the scores as a table, or write them to .jsonl, .csv or .parquet."""
+    console.print(f"scored {len(scored):,} line(s) of {source}", highlight=False)
     if output is None:
         print_table(console, pl.DataFrame(scored), title="rewards", digits=4)
     elif output.suffix.lower() in (".jsonl", ".ndjson"):
@@ -579,15 +584,17 @@ def _check_text_or_messages(value: object, *, source: Path, row: int, field: str
 
 
 def score_records(
-    model: GazeRewardModel, records: Sequence[ScoreRecord], *, batch_size: int = 8
+    model: Any, records: Sequence[ScoreRecord], *, batch_size: int | None = 8
 ) -> list[dict[str, Any]]:
     """``{"id", "reward"}`` per record, or ``{"id", "chosen_reward", "rejected_reward",
-    "reward_margin"}`` for preference pairs."""
+    "reward_margin"}`` for preference pairs.
+
+    ``model`` is any reward with ``score(prompts, responses)``; ``batch_size`` is passed to it
+    unless None."""
     prompts = [record.prompt for record in records]
+    options = {} if batch_size is None else {"batch_size": batch_size}
     scores = {
-        side: model.score(
-            prompts, [record.responses[side] for record in records], batch_size=batch_size
-        )
+        side: model.score(prompts, [record.responses[side] for record in records], **options)
         for side in records[0].responses
     }
     if "response" in scores:
@@ -639,21 +646,11 @@ def eval_command(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the dataset's split.")] = 42,
 ) -> None:
     """Pairwise accuracy of a reward model (RewardBench's rule: a tie is wrong), per subset."""
-    from tacitly.data import DATASET_NAMES, SPLITS, load_preferences
     from tacitly.evaluate.pairwise import accuracy_report, row_subsets
     from tacitly.rewards.training import evaluate_pairwise
 
     _check_batch_size(batch_size)
-    named = dataset.strip().lower() in DATASET_NAMES
-    wanted = split if split is not None else ("test" if named else "all")
-    if wanted not in (*SPLITS, "all"):
-        raise InputError(
-            f"unknown split {wanted!r}", field="--split", expected=" | ".join((*SPLITS, "all"))
-        )
-    data = load_preferences(dataset, seed=seed)
-    rows = data.rows if wanted == "all" else data[wanted]
-    if not rows:
-        raise InputError(f"no pairs in split {wanted!r}", source=dataset, field="--split")
+    name, wanted, rows = evaluation_rows(dataset, split=split, seed=seed)
     reward_model = load_reward_model(model, mode=mode)
     evaluation = evaluate_pairwise(reward_model, rows, batch_size=batch_size)
     report = accuracy_report(
@@ -663,7 +660,7 @@ def eval_command(
     )
     report.update(
         subset_field=by if by is not None else "scenario|subset|source",
-        dataset=data.name,
+        dataset=name,
         split=wanted,
         model=str(model),
         mode=reward_model.config.mode,
@@ -674,6 +671,26 @@ def eval_command(
         print_accuracy_report(
             report, title=f"{report['dataset']} ({report['split']}) · {report['mode']}"
         )
+
+
+def evaluation_rows(
+    dataset: str, *, split: str | None, seed: int
+) -> tuple[str, str, list[PreferenceRow]]:
+    """The dataset's name, the split used and its rows: by default the test split of a named
+    dataset, every row of a file or folder."""
+    from tacitly.data import DATASET_NAMES, SPLITS, load_preferences
+
+    named = dataset.strip().lower() in DATASET_NAMES
+    wanted = split if split is not None else ("test" if named else "all")
+    if wanted not in (*SPLITS, "all"):
+        raise InputError(
+            f"unknown split {wanted!r}", field="--split", expected=" | ".join((*SPLITS, "all"))
+        )
+    data = load_preferences(dataset, seed=seed)
+    rows = list(data.rows if wanted == "all" else data[wanted])
+    if not rows:
+        raise InputError(f"no pairs in split {wanted!r}", source=dataset, field="--split")
+    return data.name, wanted, rows
 
 
 def _check_batch_size(batch_size: int) -> None:
