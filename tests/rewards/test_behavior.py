@@ -63,6 +63,12 @@ def test_feature_sets_choose_columns() -> None:
     assert model.feature_names == ["mouse_share_diff"]
 
 
+def test_side_columns_off_keeps_differences_and_text() -> None:
+    config = BehaviorRewardConfig(model="lr", feature_set="all", side_columns=False)
+    model = BehaviorRewardModel(config).fit(_table())
+    assert model.feature_names == ["gaze_share_diff", "mouse_share_diff", "text_chars_diff"]
+
+
 def test_save_and_load_give_the_same_predictions(tmp_path: Path) -> None:
     table = _table()
     model = BehaviorRewardModel(
@@ -178,3 +184,41 @@ def test_feature_importance_plot(tmp_path: Path) -> None:
     assert max(importance, key=importance.__getitem__) == "gaze_share_diff"
     png = plot_feature_importance(model, tmp_path / "imp.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_blend_stacks_a_text_part_and_a_behaviour_part(tmp_path: Path) -> None:
+    table = _table()
+    config = BehaviorRewardConfig(model="blend", feature_set="all", n_estimators=40)
+    model = BehaviorRewardModel(config).fit(table)
+    assert [part.config.feature_set for part in model.parts] == ["text", "behavior"]
+    assert [part.config.model for part in model.parts] == ["lr", "lgbm"]
+    # The text part is noise here, so the out-of-fold stack leans on the behaviour part.
+    assert abs(model.weights[1]) > abs(model.weights[0])
+    p = model.predict_proba(table)
+    assert ((p > 0.5) == (table["label"].to_numpy() > 0.5)).mean() > 0.7
+    np.testing.assert_allclose(model.predict_proba(mirror_features(table)), 1.0 - p, atol=1e-9)
+    assert set(model.feature_names) == set(model.feature_importance())
+    loaded = BehaviorRewardModel.load(model.save(tmp_path / "blend"))
+    np.testing.assert_allclose(loaded.predict_proba(table), p)
+    assert loaded.config == config
+
+
+@pytest.mark.parametrize(
+    ("features", "parts"),
+    [
+        pytest.param("gaze", ["gaze"], id="behaviour-only"),
+        pytest.param("text", ["text"], id="text-only"),
+    ],
+)
+def test_blend_of_a_single_part_set(features: str, parts: list[str]) -> None:
+    config = BehaviorRewardConfig(model="blend", feature_set=features, blend_weights="mean")
+    model = BehaviorRewardModel(config).fit(_table())
+    assert [part.config.feature_set for part in model.parts] == parts
+    assert model.weights.shape == (1,)
+
+
+def test_bad_blend_settings_are_named() -> None:
+    with pytest.raises(InputError, match="unknown behavior_model"):
+        BehaviorRewardConfig(model="blend", behavior_model="svm")
+    with pytest.raises(InputError, match="unknown blend_weights"):
+        BehaviorRewardConfig(model="blend", blend_weights="vote")

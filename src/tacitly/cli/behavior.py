@@ -40,6 +40,7 @@ class ModelKind(StrEnum):
     rf = "rf"
     lgbm = "lgbm"
     lr = "lr"
+    blend = "blend"
 
 
 class FeatureSet(StrEnum):
@@ -82,7 +83,13 @@ def _needs_embeddings(*sets: str) -> bool:
     return any(FEATURE_SETS[name][1] for name in sets)
 
 
-_Model = Annotated[ModelKind, typer.Option(help="rf (random forest), lgbm or lr.")]
+_Model = Annotated[
+    ModelKind,
+    typer.Option(
+        help="rf (random forest), lgbm, lr, or blend (LR on text + LightGBM on behaviour, "
+        "stacked on worker-grouped out-of-fold logits)."
+    ),
+]
 _Features = Annotated[FeatureSet, typer.Option(help="Feature set (text = text-only baseline).")]
 _Seed = Annotated[int, typer.Option(help="Seed of the model and the folds.")]
 _Standardize = Annotated[

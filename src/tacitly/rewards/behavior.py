@@ -31,6 +31,22 @@ Per-worker standardisation (``worker_standardize``, off by default).
     worker's mean and deviation, ``_diff`` measures only scaled (so that they stay
     antisymmetric). This uses a test worker's unlabeled behaviour, never anyone's
     preferences; it is reported as its own row.
+Blend (``model="blend"``).
+    A text part (``text_model``, default LR on the text features) and a behaviour part
+    (``behavior_model``, default LightGBM on the set's behaviour features) are combined as
+    ``sigmoid(w_text · logit p_text + w_behaviour · logit p_behaviour)``. The weights are a
+    no-intercept logistic regression (so the blend stays side-symmetric) fitted on the parts'
+    out-of-fold logits from worker-grouped folds inside the training rows (nested: an outer
+    test fold never touches them); ``blend_weights="mean"`` instead gives both parts one shared
+    weight. The stack is itself a calibration, so ``calibrate`` does not apply. Feature sets
+    without text (or without behaviour) give a one-part blend: that part with a fitted slope.
+    On the shared IFllm subset (544 questions, 45 workers; grouped 5-fold, seeds 0-2) it was
+    not better than LightGBM on all features or LR on text alone (all within 0.61-0.62; see
+    the ablation in the issue), because the behaviour logits correlate 0.45-0.6 with the text
+    logits: much of where people look restates how long the answers are.
+Side columns (``side_columns``).
+    ``False`` drops the per-answer (``_1``/``_2``) behaviour columns and keeps differences and
+    symmetric measures (text columns are kept whole).
 No leakage.
     Worker ids are never features; folds of the primary protocol are grouped by worker
     (``GroupKFold``); the feature table has no column derived from ``preference``,
@@ -77,11 +93,14 @@ __all__ = [
 
 FloatArray = npt.NDArray[np.float64]
 StrPath = str | PathLike[str]
-ModelKind = Literal["rf", "lgbm", "lr"]
+ModelKind = Literal["rf", "lgbm", "lr", "blend"]
 Protocol = Literal["grouped", "plain"]
 
-MODEL_KINDS: tuple[str, ...] = ("rf", "lgbm", "lr")
-"""Random forest (scikit-learn), gradient boosting (LightGBM), logistic regression."""
+MODEL_KINDS: tuple[str, ...] = ("rf", "lgbm", "lr", "blend")
+"""Random forest (scikit-learn), gradient boosting (LightGBM), logistic regression, and a
+stacked blend of a text model and a behaviour model (see the module's design notes)."""
+_BASE_KINDS = ("rf", "lgbm", "lr")
+_BLEND_WEIGHTS = ("stack", "mean")
 
 _BEHAVIOR_GROUPS = ("gaze", "fix", "mouse", "agreement", "prev_gaze", "prev_mouse")
 FEATURE_SETS: dict[str, tuple[tuple[str, ...], bool]] = {
@@ -105,7 +124,7 @@ _PROBA_CLIP = 1e-6
 class BehaviorRewardConfig:
     """Settings of a behaviour reward model; saved as ``config.json`` next to the model."""
 
-    model: str = field(default="rf", metadata={"help": "rf, lgbm or lr."})
+    model: str = field(default="rf", metadata={"help": "rf, lgbm, lr or blend."})
     feature_set: str = field(default="all", metadata={"help": "A key of FEATURE_SETS."})
     n_components: int = field(
         default=16, metadata={"help": "PCA components of the answers' embedding difference."}
@@ -118,13 +137,45 @@ class BehaviorRewardConfig:
     worker_standardize: bool = field(
         default=False, metadata={"help": "Rescale behaviour features per worker (own rows)."}
     )
+    side_columns: bool = field(
+        default=True,
+        metadata={
+            "help": "Keep per-answer (_1/_2) behaviour columns; False keeps only left-right "
+            "differences and symmetric measures."
+        },
+    )
     n_estimators: int = field(default=500, metadata={"help": "Trees (rf, lgbm)."})
     seed: int = field(default=0, metadata={"help": "Seed of the model's randomness."})
+    text_model: str = field(
+        default="lr", metadata={"help": "blend: model of the text part (rf, lgbm or lr)."}
+    )
+    behavior_model: str = field(
+        default="lgbm", metadata={"help": "blend: model of the behaviour part (rf, lgbm or lr)."}
+    )
+    blend_weights: str = field(
+        default="stack",
+        metadata={
+            "help": "blend: 'stack' (a weight per part) or 'mean' (equal weights, one slope)."
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.model not in MODEL_KINDS:
             raise InputError(
                 f"unknown model {self.model!r}", field="model", expected=", ".join(MODEL_KINDS)
+            )
+        for name in ("text_model", "behavior_model"):
+            if getattr(self, name) not in _BASE_KINDS:
+                raise InputError(
+                    f"unknown {name} {getattr(self, name)!r}",
+                    field=name,
+                    expected=", ".join(_BASE_KINDS),
+                )
+        if self.blend_weights not in _BLEND_WEIGHTS:
+            raise InputError(
+                f"unknown blend_weights {self.blend_weights!r}",
+                field="blend_weights",
+                expected=", ".join(_BLEND_WEIGHTS),
             )
         if self.feature_set not in FEATURE_SETS:
             raise InputError(
@@ -299,9 +350,11 @@ class _Layout:
         return matrix[:, self.partner] * self.sign
 
 
-def _layout(table: pl.DataFrame, feature_set: str) -> _Layout:
+def _layout(table: pl.DataFrame, feature_set: str, *, side_columns: bool = True) -> _Layout:
     groups, with_embeddings = FEATURE_SETS[feature_set]
     names = [c for c in feature_columns(table, groups) if not c.startswith(_EMBED_PREFIX)]
+    if not side_columns:
+        names = [c for c in names if c.startswith("text_") or not c.endswith(("_1", "_2"))]
     if with_embeddings:
         names += [c for c in table.columns if c.startswith("emb_") and not c.startswith("emb_d")]
         diffs = [c for c in table.columns if c.startswith("emb_d")]
@@ -437,6 +490,9 @@ class BehaviorRewardModel:
         self.pca: Any = None
         self.slope = 1.0
         self.n_train = 0
+        self.parts: list[BehaviorRewardModel] = []
+        self.weights: FloatArray = np.zeros(0)
+        self.part_shares: FloatArray = np.zeros(0)
 
     # ---- design matrix -------------------------------------------------------------------
 
@@ -474,6 +530,8 @@ class BehaviorRewardModel:
     @property
     def feature_names(self) -> list[str]:
         """The columns the estimator sees, in order (PCA components as ``emb_pc{k}_diff``)."""
+        if self.parts:
+            return [name for part in self.parts for name in part.feature_names]
         return self._full_layout().columns
 
     # ---- fit / predict -------------------------------------------------------------------
@@ -517,7 +575,11 @@ class BehaviorRewardModel:
             Without a ``label`` column, with fewer than 10 labelled rows or only one class.
         """
         labelled = _labelled(table)
-        self.layout = _layout(labelled, self.config.feature_set)
+        if self.config.model == "blend":
+            return self._fit_blend(labelled)
+        self.layout = _layout(
+            labelled, self.config.feature_set, side_columns=self.config.side_columns
+        )
         self.pca = None
         matrix = self._design(labelled, fit=True)
         labels = labelled["label"].to_numpy().astype(np.float64)
@@ -531,25 +593,72 @@ class BehaviorRewardModel:
     def _calibration_slope(
         self, labelled: pl.DataFrame, matrix: FloatArray, labels: FloatArray
     ) -> float:
-        from sklearn.model_selection import GroupKFold, KFold
-
-        groups = (
-            labelled["user_id"].cast(pl.String).to_numpy()
-            if "user_id" in labelled.columns
-            else None
-        )
-        n_groups = len(set(groups)) if groups is not None else 0
-        k = min(self.config.calibration_folds, n_groups if groups is not None else len(labels))
-        if k < 2:
-            return 1.0
-        splitter = GroupKFold(n_splits=k) if groups is not None else KFold(n_splits=k)
         oof = np.full(len(labels), 0.5)
-        for train, test in splitter.split(matrix, labels, groups):
+        for train, test in _inner_splits(labelled, self.config.calibration_folds):
             if len(np.unique(labels[train])) < 2:
                 continue
             estimator = self._fit_raw(matrix[train], labels[train], self.config.seed + 1)
             oof[test] = self._raw_proba(estimator, matrix[test])
         return _symmetric_platt(oof, labels)
+
+    # ---- blend ---------------------------------------------------------------------------
+
+    def _part_configs(self) -> list[BehaviorRewardConfig]:
+        """The text part and the behaviour part of a blend (those the feature set has)."""
+        groups = FEATURE_SETS[self.config.feature_set][0]
+        base = {**asdict(self.config), "calibrate": False}
+        configs = []
+        if "text" in groups:
+            configs.append(
+                BehaviorRewardConfig(
+                    **{**base, "model": self.config.text_model, "feature_set": "text"}
+                )
+            )
+        behavioural = tuple(g for g in groups if g != "text")
+        if behavioural:
+            name = next(
+                key
+                for key, (key_groups, embeds) in FEATURE_SETS.items()
+                if key_groups == behavioural and not embeds
+            )
+            configs.append(
+                BehaviorRewardConfig(
+                    **{**base, "model": self.config.behavior_model, "feature_set": name}
+                )
+            )
+        return configs
+
+    def _fit_blend(self, labelled: pl.DataFrame) -> BehaviorRewardModel:
+        configs = self._part_configs()
+        labels = labelled["label"].to_numpy().astype(np.float64)
+        # The combination is fitted on the parts' out-of-fold logits from worker-grouped folds
+        # inside the training rows, so it learns how far each part generalises to new workers.
+        oof = np.zeros((labelled.height, len(configs)))
+        for train, test in _inner_splits(labelled, self.config.calibration_folds):
+            if labelled[train]["label"].n_unique() < 2 or len(train) < 10:
+                continue
+            for k, config in enumerate(configs):
+                part = BehaviorRewardModel(
+                    BehaviorRewardConfig(**{**asdict(config), "seed": config.seed + 1})
+                ).fit(labelled[train])
+                oof[test, k] = _logit(part.predict_proba(labelled[test]))
+        self.weights = _blend_weights(oof, labels, how=self.config.blend_weights)
+        spread = oof.std(axis=0)
+        contribution = np.abs(self.weights) * spread
+        total = contribution.sum()
+        self.part_shares = (
+            contribution / total if total > 0 else np.full(len(configs), 1 / len(configs))
+        )
+        self.parts = [BehaviorRewardModel(config).fit(labelled) for config in configs]
+        self.layout = None
+        self.estimator = None
+        self.slope = 1.0
+        self.n_train = labelled.height
+        return self
+
+    def _blend_proba(self, table: pl.DataFrame) -> FloatArray:
+        logits = np.column_stack([_logit(part.predict_proba(table)) for part in self.parts])
+        return np.asarray(1.0 / (1.0 + np.exp(-(logits @ self.weights))), dtype=np.float64)
 
     def predict_proba(self, table: pl.DataFrame) -> FloatArray:
         """Calibrated probability that the left answer (response 1) is preferred, per row.
@@ -564,6 +673,8 @@ class BehaviorRewardModel:
         numpy.ndarray
             One probability per row of ``table``.
         """
+        if self.parts:
+            return self._blend_proba(table)
         if self.estimator is None or self.layout is None:
             raise InputError("the model is not fitted", expected="fit() or load() first")
         raw = self._raw_proba(self.estimator, self._design(table, fit=False))
@@ -575,8 +686,15 @@ class BehaviorRewardModel:
         Returns
         -------
         dict[str, float]
-            Feature name → importance, normalised to sum to 1.
+            Feature name → importance, normalised to sum to 1. A blend's parts are scaled by
+            their share of the combined logit (weight × spread of the part's logits).
         """
+        if self.parts:
+            return {
+                name: share * value
+                for part, share in zip(self.parts, self.part_shares, strict=True)
+                for name, value in part.feature_importance().items()
+            }
         if self.estimator is None:
             raise InputError("the model is not fitted", expected="fit() or load() first")
         if self.config.model == "lr":
@@ -607,6 +725,8 @@ class BehaviorRewardModel:
         import joblib
         import sklearn
 
+        if self.parts:
+            return self._save_blend(Path(folder))
         if self.estimator is None or self.layout is None:
             raise InputError("the model is not fitted", expected="fit() first")
         target = Path(folder)
@@ -619,6 +739,19 @@ class BehaviorRewardModel:
             "slope": self.slope,
             "n_train": self.n_train,
             "sklearn_version": sklearn.__version__,
+        }
+        (target / _CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        return target
+
+    def _save_blend(self, target: Path) -> Path:
+        target.mkdir(parents=True, exist_ok=True)
+        for k, part in enumerate(self.parts):
+            part.save(target / f"part{k}")
+        meta = {
+            "config": asdict(self.config),
+            "weights": [float(w) for w in self.weights],
+            "part_shares": [float(s) for s in self.part_shares],
+            "n_train": self.n_train,
         }
         (target / _CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         return target
@@ -641,6 +774,9 @@ class BehaviorRewardModel:
 
         source = Path(folder)
         config_file = source / _CONFIG_FILE
+        blend = cls._load_blend(source)
+        if blend is not None:
+            return blend
         if not config_file.is_file() or not (source / _MODEL_FILE).is_file():
             raise InputError(
                 "not a behaviour reward model folder",
@@ -661,6 +797,25 @@ class BehaviorRewardModel:
         model.estimator, model.pca = stored["estimator"], stored["pca"]
         return model
 
+    @classmethod
+    def _load_blend(cls, source: Path) -> BehaviorRewardModel | None:
+        """A blend saved by :meth:`save`, or None when ``source`` holds a single model."""
+        config_file = source / _CONFIG_FILE
+        if not config_file.is_file() or (source / _MODEL_FILE).is_file():
+            return None
+        try:
+            meta = json.loads(config_file.read_text(encoding="utf-8"))
+            if meta.get("config", {}).get("model") != "blend":
+                return None
+            model = cls(BehaviorRewardConfig(**meta["config"]))
+            model.weights = np.asarray(meta["weights"], dtype=np.float64)
+            model.part_shares = np.asarray(meta["part_shares"], dtype=np.float64)
+            model.n_train = int(meta["n_train"])
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise InputError(f"unreadable config: {error}", source=config_file) from error
+        model.parts = [cls.load(source / f"part{k}") for k in range(len(model.weights))]
+        return model
+
     @property
     def needs_embeddings(self) -> bool:
         """Whether the model reads MiniLM features (join :func:`embedding_features` first)."""
@@ -678,6 +833,36 @@ def _labelled(table: pl.DataFrame) -> pl.DataFrame:
             expected="at least 10 labelled questions with both answers preferred sometimes",
         )
     return labelled
+
+
+def _inner_splits(
+    labelled: pl.DataFrame, n_splits: int
+) -> list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]]:
+    """Folds inside a training set: by worker when there is a ``user_id`` column."""
+    from sklearn.model_selection import GroupKFold, KFold
+
+    groups = (
+        labelled["user_id"].cast(pl.String).to_numpy() if "user_id" in labelled.columns else None
+    )
+    k = min(n_splits, len(set(groups)) if groups is not None else labelled.height)
+    if k < 2:
+        return []
+    splitter: Any = GroupKFold(n_splits=k) if groups is not None else KFold(n_splits=k)
+    return list(splitter.split(np.zeros(labelled.height), None, groups))
+
+
+def _blend_weights(logits: FloatArray, labels: FloatArray, *, how: str) -> FloatArray:
+    """No-intercept logistic weights of the parts' logits (side symmetry needs no intercept)."""
+    if how == "mean":
+        slope = _symmetric_platt(1.0 / (1.0 + np.exp(-logits.mean(axis=1))), labels)
+        return np.full(logits.shape[1], slope / logits.shape[1])
+    from sklearn.linear_model import LogisticRegression
+
+    if len(np.unique(labels)) < 2 or not np.any(logits):
+        return np.full(logits.shape[1], 1.0 / logits.shape[1])
+    stacker = LogisticRegression(fit_intercept=False, C=1.0, max_iter=1000)
+    stacker.fit(logits, labels.astype(int))
+    return np.asarray(stacker.coef_[0], dtype=np.float64)
 
 
 def _logit(p: FloatArray) -> FloatArray:
