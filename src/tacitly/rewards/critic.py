@@ -248,7 +248,14 @@ def finetune_critic(data: str | Path, config: CriticTrainingConfig | None = None
         processing_class=tokenizer,
         peft_config=_lora(settings),
     )
-    trainer.train()
+    try:
+        trainer.train()
+    finally:
+        # TRL's trainer fixes accelerate's process-wide state (CPU, precision); release it so
+        # that later training in the same process can choose its own.
+        from accelerate.state import AcceleratorState
+
+        AcceleratorState._reset_state(reset_partial_state=True)
     trained: Any = trainer.model
     if hasattr(trained, "merge_and_unload"):
         trained = trained.merge_and_unload()

@@ -996,10 +996,7 @@ def train_pairwise(
     test = _check_rows(test_rows, "test_rows", required=False)
     output_dir = Path(config.output_dir)
 
-    accelerator = Accelerator(
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
-        mixed_precision=config.mixed_precision,
-    )
+    accelerator = _accelerator(config)
     set_seed(config.seed)
     resume_from = _resume_point(config, output_dir)
     if resume_from is None and accelerator.is_main_process:
@@ -1012,6 +1009,24 @@ def train_pairwise(
         return trainer.run(resume_from)
     finally:
         trainer.close()
+
+
+def _accelerator(config: PairwiseTrainingConfig) -> Accelerator:
+    """An Accelerator for this run, even when another library (e.g. a TRL trainer run earlier
+    in the same process) left accelerate's process-wide state set to other options."""
+    options: dict[str, Any] = {
+        "gradient_accumulation_steps": config.gradient_accumulation_steps,
+        "mixed_precision": config.mixed_precision,
+    }
+    try:
+        return Accelerator(**options)
+    except ValueError as error:
+        if "already been initialized" not in str(error):
+            raise
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    return Accelerator(**options)
 
 
 class _Trainer:
