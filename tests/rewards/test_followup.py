@@ -210,6 +210,43 @@ def test_cached_scores_equal_one_pass_per_followup(make_reward: Any, options: An
     np.testing.assert_allclose(cached, naive, atol=1e-4, rtol=0)
 
 
+def test_packing_edge_cases_equal_one_pass_per_followup(
+    make_reward: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Packs of at most 3 tokens: longer follow-ups get rows of their own; "!" is one token,
+    # scored from the context pass alone.
+    monkeypatch.setattr("tacitly.rewards.followup._PACK_TOKENS", 3)
+    followups = {"aspects": {"a": {"positive": ["!", "Great, thanks!"], "negative": ["No."]}}}
+    reward = make_reward(followups=followups, batch_size=2, max_batch_tokens=40)
+    assert len(reward.tokenizer("!", add_special_tokens=False)["input_ids"]) == 1
+    conversations = [BREAD, LONG_CHAT, SHORT]
+    np.testing.assert_allclose(
+        reward.followup_logprobs(conversations),
+        reward.naive_followup_logprobs(conversations),
+        atol=1e-4,
+        rtol=0,
+    )
+
+
+def test_eager_attention_takes_the_same_block_mask(tiny_lm: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_lm, attn_implementation="eager")
+    reward = FollowupReward(
+        FollowupRewardConfig(device="cpu"),
+        followups=SMALL_SET,
+        model=model,
+        tokenizer=AutoTokenizer.from_pretrained(tiny_lm),
+    )
+    conversations = [BREAD, LONG_CHAT]
+    np.testing.assert_allclose(
+        reward.followup_logprobs(conversations),
+        reward.naive_followup_logprobs(conversations),
+        atol=1e-4,
+        rtol=0,
+    )
+
+
 def test_all_shipped_followups_in_one_batch(make_reward: Any) -> None:
     reward = make_reward(followups=None, aspects=("correctness", "engagingness"))
     cached = reward.followup_logprobs([BREAD, SHORT])

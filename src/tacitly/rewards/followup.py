@@ -28,13 +28,18 @@ Which tokens are ``f``'s content tokens.
 The shared context is the common token prefix.
     For one conversation the token sequences of all follow-ups agree up to the follow-up text;
     the shared context is their longest common prefix, cut at the first content token. It is
-    run once and its KV cache is copied to one row per follow-up; each row then runs only its
-    own suffix. Because the suffix tokens are exactly the tokens of the full rendered
-    sequence, at the same positions, the cached scores equal one full forward pass per
-    follow-up (:meth:`FollowupReward.naive_followup_logprobs`) up to float rounding (tested
-    to 1e-4). Conversations are batched with left-padded contexts; each suffix pass holds at
-    most ``max_batch_tokens`` cached + new tokens, so memory stays bounded for any number of
-    follow-ups.
+    run once (decoder only: its last position is the only one projected onto the
+    vocabulary, as it predicts each follow-up's first token). The follow-ups' own tokens are
+    then packed, up to 256 tokens per row, into rows after their conversation's cached
+    context, with a block attention mask so that each follow-up sees the context and its own
+    earlier tokens only; only the scored positions are projected onto the vocabulary.
+    Because every token sees exactly the tokens it sees in the full rendered sequence, at
+    the same positions, the cached scores equal one full forward pass per follow-up
+    (:meth:`FollowupReward.naive_followup_logprobs`) up to float rounding (tested to 1e-4).
+    The packed pass needs an attention implementation that takes a 4D mask (``sdpa``, the
+    default, or ``eager``; not ``flash_attention_2``). Conversations are batched with
+    left-padded contexts; each packed pass holds at most ``max_batch_tokens`` cached + new
+    tokens, so memory stays bounded for any number of follow-ups.
 Calibration (``calibration="pmi"``) is per prompt.
     Each follow-up's log-probability after a neutral reply (``neutral_response``, "OK." by
     default) to the *same* prompt is subtracted: pointwise mutual information between the
@@ -81,7 +86,7 @@ import json
 import math
 import os
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -120,6 +125,10 @@ _FOLLOWUPS_FORMAT = 1
 _CONFIG_TYPE = "tacitly-followup-reward"
 _SET_KEYS = {"format", "description", "aspects"}
 _ASPECT_KEYS = {"description", "positive", "negative"}
+# Follow-up tokens packed into one row: longer packs waste attention on masked-out pairs.
+_PACK_TOKENS = 256
+# Rows projected onto the vocabulary at once (49k floats each for SmolLM2).
+_HEAD_ROWS = 1024
 
 
 # --------------------------------------------------------------------------------------------
@@ -414,7 +423,8 @@ class FollowupRewardConfig:
     max_batch_tokens: int = field(
         default=32768,
         metadata=_help(
-            "Most cached + new tokens in one follow-up pass, bounding memory (default: 32768)."
+            "Most cached + new tokens in one packed follow-up pass, bounding memory "
+            "(default: 32768)."
         ),
     )
     device: str | None = field(
@@ -683,6 +693,68 @@ def _shared_prefix(rows: list[tuple[list[int], tuple[int, int]]]) -> _Encoded:
     return _Encoded(rows=cut_rows, scored=[scored for _, scored in rows], shared=shared)
 
 
+@dataclass
+class _Pack:
+    """Follow-up tokens of one conversation, concatenated into one row after its context.
+
+    ``inputs[i]`` predicts ``targets[i]``; ``segments[i]`` is the follow-up (column) it belongs
+    to and ``offsets[i]`` its index in that follow-up's tokens after the shared context.
+    """
+
+    conversation: int
+    inputs: list[int] = field(default_factory=list)
+    targets: list[int] = field(default_factory=list)
+    segments: list[int] = field(default_factory=list)
+    offsets: list[int] = field(default_factory=list)
+
+    @property
+    def width(self) -> int:
+        return len(self.inputs)
+
+
+def _packs(batch: Sequence[_Encoded], *, budget: int) -> list[_Pack]:
+    """Pack each conversation's follow-ups (all tokens but the last) into rows of <= budget.
+
+    A follow-up longer than ``budget`` gets a row of its own; one of a single token needs no
+    row (the context pass predicts it).
+    """
+    packs: list[_Pack] = []
+    for b, item in enumerate(batch):
+        current = _Pack(conversation=b)
+        for k, ids in enumerate(item.rows):
+            suffix = ids[item.shared :]
+            n = len(suffix) - 1
+            if n < 1:
+                continue
+            if current.width and current.width + n > budget:
+                packs.append(current)
+                current = _Pack(conversation=b)
+            current.inputs += suffix[:-1]
+            current.targets += suffix[1:]
+            current.segments += [k] * n
+            current.offsets += range(n)
+        if current.width:
+            packs.append(current)
+    return packs
+
+
+def _block_mask(
+    context_mask: torch.Tensor, segments: torch.Tensor, *, dtype: torch.dtype
+) -> torch.Tensor:
+    """Additive ``[rows, 1, new, context + new]`` mask: the context, then causal per segment.
+
+    Padding positions (segment -1) see each other, so no query row is fully masked (which
+    would give NaN); their outputs are never read.
+    """
+    width = segments.shape[1]
+    causal = torch.ones((width, width), dtype=torch.bool, device=segments.device).tril()
+    own = (segments[:, :, None] == segments[:, None, :]) & causal
+    seen = context_mask.bool()[:, None, :].expand(-1, width, -1)
+    allowed = torch.cat([seen, own], dim=-1)[:, None]
+    blocked = torch.zeros(allowed.shape, dtype=dtype, device=segments.device)
+    return blocked.masked_fill(~allowed, torch.finfo(dtype).min)
+
+
 # --------------------------------------------------------------------------------------------
 # the reward
 
@@ -731,6 +803,12 @@ class FollowupReward:
         device = self.config.device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.model: Any = model.to(device).eval()
         self.tokenizer: Any = tokenizer
+        if str(getattr(self.model.config, "_attn_implementation", "")).startswith("flash"):
+            raise InputError(
+                "the packed follow-up pass needs an attention mask the flash kernels do not take",
+                field="model",
+                expected="attn_implementation 'sdpa' or 'eager'",
+            )
         chosen_layout = layout or (user_layout if self.config.layout == "user" else _critic_layout)
         self._renderer = _Renderer(
             tokenizer,
@@ -841,97 +919,127 @@ class FollowupReward:
         return scores
 
     def _score_batch(self, batch: Sequence[_Encoded]) -> FloatMatrix:
-        """Run the contexts once (left-padded), then every follow-up against their cache."""
+        """Run the contexts once (left-padded), then the follow-ups packed against their cache."""
         from transformers import DynamicCache
 
-        device = self.device
         contexts = [item.rows[0][: item.shared] for item in batch]
-        ids, mask = _left_padded(contexts, pad=self._pad_id(), device=device)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        ids, mask = _left_padded(contexts, pad=self._pad_id(), device=self.device)
         cache = DynamicCache(config=self.model.config)
-        out = self.model(
+        hidden = self._hidden_states(ids, mask, (mask.cumsum(-1) - 1).clamp(min=0), cache)
+        # Only the last context position predicts a scored token (each follow-up's first).
+        first = self._logits(hidden[:, -1]).log_softmax(-1)
+        packs = _packs(batch, budget=_PACK_TOKENS)
+        width = ids.shape[1] + max((pack.width for pack in packs), default=0)
+        per_pass = max(1, self.config.max_batch_tokens // width)
+        later = [
+            self._score_packs(packs[begin : begin + per_pass], cache, mask)
+            for begin in range(0, len(packs), per_pass)
+        ]
+        return self._reduced_scores(batch, first, torch.cat(later) if later else None, packs)
+
+    def _hidden_states(
+        self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: Any
+    ) -> torch.Tensor:
+        """The decoder's last hidden states; the vocabulary projection is left to the caller."""
+        decoder = self.model.get_decoder()
+        out = decoder(
             input_ids=ids,
             attention_mask=mask,
             position_ids=positions,
             use_cache=True,
-            logits_to_keep=1,
-            **{_cache_argument(self.model): cache},
+            **{_cache_argument(decoder): cache},
         )
-        last = out.logits[:, -1].float().log_softmax(-1)
-        n_followups = len(self.followups.texts)
-        pairs = [(b, k) for b in range(len(batch)) for k in range(n_followups)]
-        longest = max(end - item.shared for item in batch for _, end in item.scored)
-        per_pass = max(1, self.config.max_batch_tokens // (ids.shape[1] + longest))
-        scores = np.zeros((len(batch), n_followups))
-        for chunk in _chunks(pairs, per_pass):
-            values = self._score_suffixes(batch, chunk, cache, mask, last)
-            for (b, k), value in zip(chunk, values, strict=True):
-                scores[b, k] = value
-        return scores
+        hidden: torch.Tensor = out.last_hidden_state
+        return hidden
 
-    def _score_suffixes(
-        self,
-        batch: Sequence[_Encoded],
-        chunk: Sequence[tuple[int, int]],
-        cache: Any,
-        context_mask: torch.Tensor,
-        last: torch.Tensor,
-    ) -> list[float]:
-        """Scores of the follow-ups ``chunk`` (``(conversation, follow-up)`` pairs)."""
-        device = self.device
-        suffixes = [batch[b].rows[k][batch[b].shared :] for b, k in chunk]
-        rows = torch.tensor([b for b, _ in chunk], device=device)
-        width = max(len(s) for s in suffixes)
-        targets = torch.full((len(chunk), width), self._pad_id(), dtype=torch.long, device=device)
-        for r, suffix in enumerate(suffixes):
-            targets[r, : len(suffix)] = torch.tensor(suffix, device=device)
-        token_lp = torch.zeros((len(chunk), width), device=device)
-        first = last.index_select(0, rows)
-        token_lp[:, 0] = first.gather(-1, targets[:, :1])[:, 0]
-        if width > 1:
-            logits = self._suffix_logits(targets[:, :-1], rows, cache, context_mask, suffixes)
-            token_lp[:, 1:] = logits.gather(-1, targets[:, 1:, None])[..., 0] - logits.logsumexp(-1)
-        values = token_lp.double().cpu().numpy()
-        results = []
-        for r, (b, k) in enumerate(chunk):
-            start, end = batch[b].scored[k]
-            shift = batch[b].shared
-            results.append(self._reduce(values[r, start - shift : end - shift]))
-        return results
+    def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Output logits (float32) of the given hidden states, as the full model computes them."""
+        logits: torch.Tensor = self.model.get_output_embeddings()(hidden).float()
+        cap = getattr(self.model.config.get_text_config(), "final_logit_softcapping", None)
+        if cap:
+            logits = torch.tanh(logits / cap) * cap
+        return logits
 
-    def _suffix_logits(
-        self,
-        inputs: torch.Tensor,
-        rows: torch.Tensor,
-        cache: Any,
-        context_mask: torch.Tensor,
-        suffixes: Sequence[Sequence[int]],
+    def _token_logprobs(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Log-probability of each target token; the vocabulary is projected in slices."""
+        pieces = []
+        for begin in range(0, hidden.shape[0], _HEAD_ROWS):
+            logits = self._logits(hidden[begin : begin + _HEAD_ROWS])
+            chosen = logits.gather(-1, targets[begin : begin + _HEAD_ROWS, None])[:, 0]
+            pieces.append(chosen - logits.logsumexp(-1))
+        return torch.cat(pieces) if pieces else hidden.new_zeros(0, dtype=torch.float32)
+
+    def _score_packs(
+        self, packs: Sequence[_Pack], cache: Any, context_mask: torch.Tensor
     ) -> torch.Tensor:
-        """Logits of the suffix tokens (all but each row's last) after a copy of the cache."""
+        """Log-probabilities of the tokens the packs predict, in pack order (padding dropped).
+
+        Each pack is one row after its conversation's cached context; its follow-ups are
+        concatenated, and a block mask lets each follow-up see the context and its own earlier
+        tokens only, so every token has exactly the context it has in the full sequence.
+        """
         from transformers import DynamicCache
 
+        device = self.device
+        rows = torch.tensor([pack.conversation for pack in packs], device=device)
+        width = max(pack.width for pack in packs)
+        inputs = torch.full((len(packs), width), self._pad_id(), dtype=torch.long, device=device)
+        targets = torch.zeros((len(packs), width), dtype=torch.long, device=device)
+        segments = torch.full((len(packs), width), -1, dtype=torch.long, device=device)
+        offsets = torch.zeros((len(packs), width), dtype=torch.long, device=device)
+        for r, pack in enumerate(packs):
+            n = len(pack.inputs)
+            inputs[r, :n] = torch.tensor(pack.inputs, device=device)
+            targets[r, :n] = torch.tensor(pack.targets, device=device)
+            segments[r, :n] = torch.tensor(pack.segments, device=device)
+            offsets[r, :n] = torch.tensor(pack.offsets, device=device)
+        rows_mask = context_mask.index_select(0, rows)
         expanded = DynamicCache(config=self.model.config)
         for index, layer in enumerate(cache.layers):
             expanded.update(
                 layer.keys.index_select(0, rows), layer.values.index_select(0, rows), index
             )
-        width = inputs.shape[1]
-        lengths = torch.tensor([len(s) - 1 for s in suffixes], device=inputs.device)
-        suffix_mask = (torch.arange(width, device=inputs.device)[None, :] < lengths[:, None]).to(
-            context_mask.dtype
+        positions = rows_mask.sum(-1, keepdim=True) + offsets
+        block = _block_mask(rows_mask, segments, dtype=self.model.dtype)
+        hidden = self._hidden_states(inputs, block, positions, expanded)
+        real = segments >= 0
+        return self._token_logprobs(hidden[real], targets[real])
+
+    def _reduced_scores(
+        self,
+        batch: Sequence[_Encoded],
+        first: torch.Tensor,
+        later: torch.Tensor | None,
+        packs: Sequence[_Pack],
+    ) -> FloatMatrix:
+        """Reduce the token log-probabilities to one score per (conversation, follow-up)."""
+        n_followups = len(self.followups.texts)
+        first_ids = torch.tensor(
+            [[item.rows[k][item.shared] for k in range(n_followups)] for item in batch],
+            device=first.device,
         )
-        mask = torch.cat([context_mask.index_select(0, rows), suffix_mask], dim=1)
-        start = context_mask.sum(-1).index_select(0, rows)
-        positions = start[:, None] + torch.arange(width, device=inputs.device)[None, :]
-        out = self.model(
-            input_ids=inputs,
-            attention_mask=mask,
-            position_ids=positions,
-            use_cache=True,
-            **{_cache_argument(self.model): expanded},
+        first_lp = first.gather(-1, first_ids).double().cpu().numpy().ravel()
+        # Token j of follow-up k of conversation b (j = 0 from the context pass).
+        pair = [np.arange(len(batch) * n_followups)]
+        index = [np.zeros(len(batch) * n_followups, dtype=np.int64)]
+        for pack in packs:
+            pair.append(pack.conversation * n_followups + np.asarray(pack.segments))
+            index.append(np.asarray(pack.offsets) + 1)
+        values = [first_lp]
+        if later is not None:
+            values.append(later.double().cpu().numpy())
+        pairs, positions, lp = np.concatenate(pair), np.concatenate(index), np.concatenate(values)
+        bounds = np.array(
+            [[s - item.shared, e - item.shared] for item in batch for s, e in item.scored]
         )
-        logits: torch.Tensor = out.logits.float()
-        return logits
+        scored = (positions >= bounds[pairs, 0]) & (positions < bounds[pairs, 1])
+        weights = lp[scored].astype(np.float64)
+        total = np.bincount(pairs[scored], weights=weights, minlength=len(bounds)).astype(
+            np.float64
+        )
+        if self.config.reduction == "mean":
+            total = total / (bounds[:, 1] - bounds[:, 0]).astype(np.float64)
+        return total.reshape(len(batch), n_followups)
 
     def _pad_id(self) -> int:
         pad = self.tokenizer.pad_token_id
@@ -1116,11 +1224,6 @@ def _cache_argument(model: Any) -> str:
     import inspect
 
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
-
-
-def _chunks(items: Sequence[tuple[int, int]], size: int) -> Iterator[Sequence[tuple[int, int]]]:
-    for begin in range(0, len(items), size):
-        yield items[begin : begin + size]
 
 
 def _response(messages: Sequence[Message]) -> list[Message]:
