@@ -98,6 +98,7 @@ import polars as pl
 import torch
 
 from tacitly.errors import InputError
+from tacitly.rewards.inputs import as_messages, checked_messages, checked_row
 
 if TYPE_CHECKING:
     from tacitly.data.schema import PreferenceRow
@@ -1112,7 +1113,7 @@ class FollowupReward:
 
     def _baseline(self, prompts: Sequence[Conversation | str]) -> FloatMatrix:
         """Follow-up scores after the neutral reply to each prompt, each prompt computed once."""
-        keys = [json.dumps(_as_messages(p, "user"), sort_keys=True) for p in prompts]
+        keys = [json.dumps(as_messages(p, "user"), sort_keys=True) for p in prompts]
         unique = list(dict.fromkeys(keys))
         neutral = {"role": "assistant", "content": self.config.neutral_response}
         conversations = [[*json.loads(key), neutral] for key in unique]
@@ -1127,7 +1128,9 @@ class FollowupReward:
 
         The PMI baseline is the same for both sides and cancels exactly, so it is not run.
         """
-        checked = [_checked_row(row, row_number=i + 1) for i, row in enumerate(rows)]
+        checked = [
+            checked_row(row, row_number=i + 1, assistant_only=True) for i, row in enumerate(rows)
+        ]
         chosen = [p + c for p, c, _ in checked]
         rejected = [p + r for p, _, r in checked]
         logprobs = self.followup_logprobs(chosen + rejected)
@@ -1190,7 +1193,9 @@ class FollowupReward:
             reward = self.compare(rows)
         finally:
             self.config.length_slope = previous
-        checked = [_checked_row(row, row_number=i + 1) for i, row in enumerate(rows)]
+        checked = [
+            checked_row(row, row_number=i + 1, assistant_only=True) for i, row in enumerate(rows)
+        ]
         lengths = self._log_lengths([p + c for p, c, _ in checked]) - self._log_lengths(
             [p + r for p, _, r in checked]
         )
@@ -1233,30 +1238,8 @@ def _response(messages: Sequence[Message]) -> list[Message]:
     return list(messages[len(messages) - n :])
 
 
-def _checked_messages(messages: object, *, row: int, name: str) -> list[dict[str, str]]:
-    if isinstance(messages, str | Mapping) or not isinstance(messages, Sequence):
-        raise InputError(
-            "expected a list of messages", row=row, field=name, expected="[{role, content}]"
-        )
-    checked = []
-    for index, message in enumerate(messages):
-        if (
-            not isinstance(message, Mapping)
-            or not isinstance(message.get("role"), str)
-            or not isinstance(message.get("content"), str)
-        ):
-            raise InputError(
-                "each message needs a string role and content",
-                row=row,
-                field=f"{name}[{index}]",
-                expected='{"role": str, "content": str}',
-            )
-        checked.append({"role": message["role"], "content": message["content"]})
-    return checked
-
-
 def _checked_item(conversation: object, *, row: int) -> _Item:
-    messages = _checked_messages(conversation, row=row, name="conversation")
+    messages = checked_messages(conversation, row=row, name="conversation")
     response = _response(messages)
     if not response:
         raise InputError(
@@ -1270,38 +1253,6 @@ def _checked_item(conversation: object, *, row: int) -> _Item:
     return _Item(messages=messages, n_response=len(response), row=row)
 
 
-def _checked_row(
-    row: object, *, row_number: int
-) -> tuple[list[dict[str, str]], list[dict[str, str]], list[dict[str, str]]]:
-    if not isinstance(row, Mapping):
-        raise InputError(
-            "a row must be a mapping", row=row_number, expected="prompt/chosen/rejected"
-        )
-    sides = []
-    for side in ("prompt", "chosen", "rejected"):
-        value = row.get(side)
-        if value is None or (isinstance(value, Sequence) and len(value) == 0):
-            raise InputError(f"the row has no {side}", row=row_number, field=side)
-        sides.append(_checked_messages(value, row=row_number, name=side))
-    for side, messages in (("chosen", sides[1]), ("rejected", sides[2])):
-        if not messages or any(m["role"] != "assistant" for m in messages):
-            raise InputError(
-                f"the {side} side is not an assistant response",
-                row=row_number,
-                field=side,
-                expected="assistant messages only",
-            )
-        if any(not m["content"].strip() for m in messages):
-            raise InputError(f"the {side} response is empty", row=row_number, field=side)
-    return sides[0], sides[1], sides[2]
-
-
-def _as_messages(value: Conversation | str, role: str) -> list[dict[str, str]]:
-    if isinstance(value, str):
-        return [{"role": role, "content": value}]
-    return [dict(message) for message in value]
-
-
 def _joined(
     prompts: Sequence[Conversation | str], responses: Sequence[Conversation | str]
 ) -> list[list[dict[str, str]]]:
@@ -1310,6 +1261,6 @@ def _joined(
             f"{len(prompts)} prompts but {len(responses)} responses", field="responses"
         )
     return [
-        _as_messages(p, "user") + _as_messages(r, "assistant")
+        as_messages(p, "user") + as_messages(r, "assistant")
         for p, r in zip(prompts, responses, strict=True)
     ]

@@ -88,6 +88,7 @@ import torch
 from torch import nn
 
 from tacitly.errors import InputError
+from tacitly.rewards.inputs import as_messages, checked_messages, checked_row
 from tacitly.rewards.layer_cache import (
     LowerLayerCache,
     decoder_layers,
@@ -617,7 +618,7 @@ class GazeRewardModel(nn.Module):
         """
         if not rows:
             raise InputError("no rows given", field="rows", expected="a non-empty list of rows")
-        checked = [_checked_row(row, row_number=i + 1) for i, row in enumerate(rows)]
+        checked = [checked_row(row, row_number=i + 1) for i, row in enumerate(rows)]
         chosen = self.encode(
             [prompt + answer for prompt, answer, _ in checked],
             response_turns=[len(answer) for _, answer, _ in checked],
@@ -869,17 +870,17 @@ class GazeRewardModel(nn.Module):
                 f"{len(prompts)} prompts but {len(responses)} responses", field="responses"
             )
         conversations = [
-            _as_messages(p, "user") + _as_messages(r, "assistant")
+            as_messages(p, "user") + as_messages(r, "assistant")
             for p, r in zip(prompts, responses, strict=True)
         ]
-        turns = [len(_as_messages(r, "assistant")) for r in responses]
+        turns = [len(as_messages(r, "assistant")) for r in responses]
         return self._score_batches(conversations, turns, batch_size=batch_size)
 
     def compare(
         self, rows: Sequence[PreferenceRow], *, batch_size: int = 8
     ) -> npt.NDArray[np.float32]:
         """Reward of the chosen side minus reward of the rejected side, per row."""
-        checked = [_checked_row(row, row_number=i + 1) for i, row in enumerate(rows)]
+        checked = [checked_row(row, row_number=i + 1) for i, row in enumerate(rows)]
         chosen = self._score_batches(
             [p + c for p, c, _ in checked], [len(c) for _, c, _ in checked], batch_size=batch_size
         )
@@ -1122,30 +1123,8 @@ def _feature_matrix(values: Any, n_tokens: int) -> FloatArray:
     return matrix
 
 
-def _checked_messages(messages: object, *, row: int, field_name: str) -> list[dict[str, str]]:
-    if isinstance(messages, str | Mapping) or not isinstance(messages, Sequence):
-        raise InputError(
-            "expected a list of messages", row=row, field=field_name, expected="[{role, content}]"
-        )
-    checked = []
-    for index, message in enumerate(messages):
-        if (
-            not isinstance(message, Mapping)
-            or not isinstance(message.get("role"), str)
-            or not isinstance(message.get("content"), str)
-        ):
-            raise InputError(
-                "each message needs a string role and content",
-                row=row,
-                field=f"{field_name}[{index}]",
-                expected='{"role": str, "content": str}',
-            )
-        checked.append({"role": message["role"], "content": message["content"]})
-    return checked
-
-
 def _checked_item(conversation: object, *, row: int, n_response: int | None) -> _Item:
-    messages = _checked_messages(conversation, row=row, field_name="messages")
+    messages = checked_messages(conversation, row=row, name="messages")
     if n_response is None:
         n_response = 0
         while n_response < len(messages) and messages[-1 - n_response]["role"] == "assistant":
@@ -1161,28 +1140,3 @@ def _checked_item(conversation: object, *, row: int, n_response: int | None) -> 
         if not message["content"].strip():
             raise InputError("the response is empty", row=row, field="response")
     return _Item(messages=messages, n_response=n_response, row=row)
-
-
-def _checked_row(
-    row: object, *, row_number: int
-) -> tuple[list[dict[str, str]], list[dict[str, str]], list[dict[str, str]]]:
-    if not isinstance(row, Mapping):
-        raise InputError(
-            "a row must be a mapping", row=row_number, expected="prompt/chosen/rejected"
-        )
-    sides = []
-    for side in ("prompt", "chosen", "rejected"):
-        value = row.get(side)
-        if value is None or (isinstance(value, Sequence) and len(value) == 0):
-            raise InputError(f"the row has no {side}", row=row_number, field=side)
-        messages = _checked_messages(value, row=row_number, field_name=side)
-        if side != "prompt" and any(not m["content"].strip() for m in messages):
-            raise InputError(f"the {side} response is empty", row=row_number, field=side)
-        sides.append(messages)
-    return sides[0], sides[1], sides[2]
-
-
-def _as_messages(value: Conversation | str, role: str) -> list[dict[str, str]]:
-    if isinstance(value, str):
-        return [{"role": role, "content": value}]
-    return [dict(message) for message in value]
