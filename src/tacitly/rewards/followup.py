@@ -81,7 +81,6 @@ array([0.41])
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
@@ -98,7 +97,14 @@ import polars as pl
 import torch
 
 from tacitly.errors import InputError
-from tacitly.rewards.inputs import as_messages, checked_messages, checked_row
+from tacitly.rewards.inputs import (
+    as_messages,
+    check_choice,
+    check_known_keys,
+    checked_messages,
+    checked_row,
+    config_dict,
+)
 
 if TYPE_CHECKING:
     from tacitly.data.schema import PreferenceRow
@@ -434,9 +440,9 @@ class FollowupRewardConfig:
     )
 
     def __post_init__(self) -> None:
-        _choice(self.reduction, get_args(Reduction), "reduction")
-        _choice(self.calibration, get_args(Calibration), "calibration")
-        _choice(self.layout, get_args(LayoutName), "layout")
+        check_choice(self.reduction, get_args(Reduction), "reduction")
+        check_choice(self.calibration, get_args(Calibration), "calibration")
+        check_choice(self.layout, get_args(LayoutName), "layout")
         if self.aspects is not None:
             self.aspects = _names(self.aspects)
             if not self.aspects:
@@ -466,22 +472,14 @@ class FollowupRewardConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (tuples become lists)."""
-        return {
-            key: list(value) if isinstance(value, tuple) else value
-            for key, value in dataclasses.asdict(self).items()
-        }
+        return config_dict(self)
 
     @classmethod
     def from_dict(
         cls, values: Mapping[str, Any], *, source: str | os.PathLike[str] | None = None
     ) -> FollowupRewardConfig:
         """Build a config from :meth:`to_dict`'s output; unknown keys are an error."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise InputError(
-                f"unknown config keys {unknown}", source=source, expected=", ".join(sorted(known))
-            )
+        check_known_keys(cls, values, source=source)
         return cls(**dict(values))
 
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -502,15 +500,6 @@ class FollowupRewardConfig:
                 expected=f"model_type {_CONFIG_TYPE!r}",
             )
         return cls.from_dict(content, source=path)
-
-
-def _choice(value: object, allowed: tuple[str, ...], name: str) -> None:
-    if value not in allowed:
-        raise InputError(
-            f"unknown {name} {value!r}",
-            field=name,
-            expected=" or ".join(repr(a) for a in allowed),
-        )
 
 
 def _check_positive(name: str, value: object) -> None:

@@ -73,7 +73,6 @@ Examples
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import warnings
@@ -88,7 +87,14 @@ import torch
 from torch import nn
 
 from tacitly.errors import InputError
-from tacitly.rewards.inputs import as_messages, checked_messages, checked_row
+from tacitly.rewards.inputs import (
+    as_messages,
+    check_choice,
+    check_known_keys,
+    checked_messages,
+    checked_row,
+    config_dict,
+)
 from tacitly.rewards.layer_cache import (
     LowerLayerCache,
     decoder_layers,
@@ -130,15 +136,6 @@ _MIN_STD = 1e-6
 
 def _help(text: str) -> dict[str, str]:
     return {"help": text}
-
-
-def _choice(value: object, allowed: tuple[str, ...], name: str) -> None:
-    if value not in allowed:
-        raise InputError(
-            f"unknown {name} {value!r}",
-            field=name,
-            expected=" or ".join(repr(a) for a in allowed),
-        )
 
 
 def _parse_numbers(value: object, name: str) -> tuple[float, ...]:
@@ -265,10 +262,10 @@ one per measure nFix, FFD, GPT, TRT, fixProp)
     )
 
     def __post_init__(self) -> None:
-        _choice(self.mode, get_args(Mode), "mode")
-        _choice(self.features_scope, get_args(FeatureScope), "features_scope")
-        _choice(self.token_values, get_args(TokenValues), "token_values")
-        _choice(self.long_responses, get_args(LongResponses), "long_responses")
+        check_choice(self.mode, get_args(Mode), "mode")
+        check_choice(self.features_scope, get_args(FeatureScope), "features_scope")
+        check_choice(self.token_values, get_args(TokenValues), "token_values")
+        check_choice(self.long_responses, get_args(LongResponses), "long_responses")
         self.features_used = self._checked_flags(self.features_used)
         dropout = _parse_numbers(self.fp_dropout, "fp_dropout")
         if len(dropout) != 2 or not all(0.0 <= p < 1.0 for p in dropout):
@@ -335,22 +332,14 @@ one per measure nFix, FFD, GPT, TRT, fixProp)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (tuples become lists)."""
-        return {
-            key: list(value) if isinstance(value, tuple) else value
-            for key, value in dataclasses.asdict(self).items()
-        }
+        return config_dict(self)
 
     @classmethod
     def from_dict(
         cls, values: Mapping[str, Any], *, source: str | os.PathLike[str] | None = None
     ) -> GazeRewardConfig:
         """Build a config from :meth:`to_dict`'s output; unknown keys are an error."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise InputError(
-                f"unknown config keys {unknown}", source=source, expected=", ".join(sorted(known))
-            )
+        check_known_keys(cls, values, source=source)
         converted = {
             key: tuple(value) if isinstance(value, list) else value for key, value in values.items()
         }

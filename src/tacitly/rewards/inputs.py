@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from tacitly.errors import InputError
 
-__all__ = ["as_messages", "checked_messages", "checked_row"]
+__all__ = [
+    "as_messages",
+    "check_choice",
+    "check_known_keys",
+    "checked_messages",
+    "checked_row",
+    "config_dict",
+]
 
 Messages = list[dict[str, str]]
 
@@ -82,3 +92,33 @@ def as_messages(value: Sequence[Mapping[str, str]] | str, role: str) -> Messages
     if isinstance(value, str):
         return [{"role": role, "content": value}]
     return [dict(message) for message in value]
+
+
+def check_choice(value: object, allowed: tuple[str, ...], name: str) -> None:
+    """An InputError naming ``name`` unless ``value`` is one of ``allowed``."""
+    if value not in allowed:
+        raise InputError(
+            f"unknown {name} {value!r}",
+            field=name,
+            expected=" or ".join(repr(a) for a in allowed),
+        )
+
+
+def config_dict(config: Any) -> dict[str, Any]:
+    """A config dataclass as a JSON-ready dict (tuples become lists)."""
+    return {
+        key: list(value) if isinstance(value, tuple) else value
+        for key, value in dataclasses.asdict(config).items()
+    }
+
+
+def check_known_keys(
+    cls: type, values: Mapping[str, Any], *, source: str | os.PathLike[str] | None
+) -> None:
+    """An InputError for keys of ``values`` that are not fields of the dataclass ``cls``."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise InputError(
+            f"unknown config keys {unknown}", source=source, expected=", ".join(sorted(known))
+        )
