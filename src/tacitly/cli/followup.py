@@ -16,6 +16,8 @@ import typer
 from rich.console import Console
 
 from tacitly.cli.rewards import (
+    ScoreInputOption,
+    ScoreOutputOption,
     evaluation_rows,
     parse_bool,
     read_score_records,
@@ -121,18 +123,8 @@ def build_reward(
 
 @flr_app.command("score")
 def score_command(
-    input_file: Annotated[
-        Path,
-        typer.Option(
-            "--input",
-            "-i",
-            help='JSON Lines: {"prompt", "response"} or {"prompt", "chosen", "rejected"}.',
-        ),
-    ],
-    output: Annotated[
-        Path | None,
-        typer.Option("--output", "-o", help="Write .jsonl, .csv or .parquet instead of printing."),
-    ] = None,
+    input_file: ScoreInputOption,
+    output: ScoreOutputOption = None,
     model: ModelOption = None,
     followups: FollowupsOption = None,
     aspects: AspectsOption = None,

@@ -439,6 +439,18 @@ ModeOption = Annotated[
     typer.Option("--mode", help="Expected mode (baseline, concat, add); another is an error."),
 ]
 BatchOption = Annotated[int, typer.Option("--batch_size", help="Pairs per forward pass.")]
+ScoreInputOption = Annotated[
+    Path,
+    typer.Option(
+        "--input",
+        "-i",
+        help='JSON Lines: {"prompt", "response"} or {"prompt", "chosen", "rejected"}.',
+    ),
+]
+ScoreOutputOption = Annotated[
+    Path | None,
+    typer.Option("--output", "-o", help="Write .jsonl, .csv or .parquet instead of printing."),
+]
 
 
 # --------------------------------------------------------------------------------------------
@@ -448,18 +460,8 @@ BatchOption = Annotated[int, typer.Option("--batch_size", help="Pairs per forwar
 @rm_app.command("score")
 def score_command(
     model: ModelOption,
-    input_file: Annotated[
-        Path,
-        typer.Option(
-            "--input",
-            "-i",
-            help='JSON Lines: {"prompt", "response"} or {"prompt", "chosen", "rejected"}.',
-        ),
-    ],
-    output: Annotated[
-        Path | None,
-        typer.Option("--output", "-o", help="Write .jsonl, .csv or .parquet instead of printing."),
-    ] = None,
+    input_file: ScoreInputOption,
+    output: ScoreOutputOption = None,
     mode: ModeOption = None,
     batch_size: BatchOption = 8,
 ) -> None:
