@@ -128,7 +128,7 @@ def test_the_other_options_reach_the_configs(captured: list[TrainPlan]) -> None:
         "--weight_decay", "0.01", "--gradient_accumulation_steps", "2", "--max_steps", "7",
         "--features_scope", "response", "--standardise", "False", "--max_train_pairs", "5",
         "--resume", "--projector_learning_rate", "1e-3", "--length_balance",
-        "--group_by_length", "False", "--inject_layer", "20",
+        "--group_by_length", "False", "--inject_layer", "20", "--share_prompt", "False",
     )  # fmt: skip
     plan = captured[0]
     model, training = plan.model_config, plan.training_config
@@ -149,6 +149,7 @@ def test_the_other_options_reach_the_configs(captured: list[TrainPlan]) -> None:
     assert plan.max_train_pairs == 5
     assert (training.new_modules_learning_rate, training.length_balance) == (1e-3, True)
     assert training.group_by_length is False and model.inject_layer == 20
+    assert model.share_prompt is False
 
 
 @pytest.mark.parametrize(

@@ -219,6 +219,13 @@ def train_command(
             help="Gaze enters at decoder layer k; layers below k are frozen and cached (CPU).",
         ),
     ] = None,
+    share_prompt: Annotated[
+        str,
+        typer.Option(
+            "--share_prompt",
+            help="Baseline: run each pair's shared prompt once (same rewards, fewer tokens).",
+        ),
+    ] = "True",
 ) -> None:
     """Train a (gaze-augmented) reward model on preference pairs and report its accuracy."""
     from tacitly.rewards.gaze import GazeRewardConfig, mode_from_flags
@@ -244,6 +251,7 @@ def train_command(
         max_length=max_length,
         long_responses=long_responses,  # type: ignore[arg-type]  # checked by the config
         inject_layer=inject_layer,
+        share_prompt=parse_bool(share_prompt, option="--share_prompt"),
     )
     folder = output_dir or Path("runs", "rm", f"{_slug(dataset)}-{mode}-seed{seed}")
     training_config = PairwiseTrainingConfig(

@@ -101,6 +101,7 @@ from tacitly.rewards.layer_cache import (
     run_upper_layers,
     split_layer_count,
 )
+from tacitly.rewards.shared_prefix import PackedPairs, pack_pairs
 from tacitly.signals.gaze.alignment import WORD_MEASURES, align_conversation
 
 if TYPE_CHECKING:
@@ -251,6 +252,14 @@ one per measure nFix, FFD, GPT, TRT, fixProp)
             "then adapts layers >= k only and the frozen layers below k run once per "
             "conversation, their output cached in memory (for CPUs) (default: None, the "
             "embeddings, as the reference)."
+        ),
+    )
+    share_prompt: bool = field(
+        default=True,
+        metadata=_help(
+            "Baseline mode: run each pair as one sequence, the shared prompt once and both "
+            "responses after it under a mask that keeps them apart; same rewards, fewer tokens "
+            "(default: True)."
         ),
     )
     load_in_4bit: bool | None = field(
@@ -789,6 +798,63 @@ class GazeRewardModel(nn.Module):
         reward: torch.Tensor = self.head(pooled.float()).squeeze(-1)
         return reward
 
+    def pair_rewards(
+        self, chosen: Mapping[str, torch.Tensor], rejected: Mapping[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rewards of both sides of each pair, ``([pairs], [pairs])``, from :meth:`collate`'s
+        ``chosen`` and ``rejected`` inputs.
+
+        With ``share_prompt`` (baseline mode, SDPA or eager attention, no layer cache) each pair
+        runs as one packed sequence (:mod:`tacitly.rewards.shared_prefix`) whenever that takes
+        fewer tokens than two; otherwise, and in the gaze modes, each side runs on its own.
+        """
+        packed = self._packed(chosen, rejected)
+        if packed is None:
+            return self(**chosen), self(**rejected)
+        device = self.device
+        mask = packed.attention_mask.to(device)
+        if self.backbone.config._attn_implementation == "eager":
+            mask = torch.zeros(mask.shape, device=device).masked_fill(
+                ~mask, torch.finfo(torch.float32).min
+            )
+        hidden = self.backbone(
+            input_ids=packed.input_ids.to(device),
+            attention_mask=mask,
+            position_ids=packed.position_ids.to(device),
+        ).last_hidden_state
+        rows = torch.arange(hidden.shape[0], device=device)
+        pooled = torch.cat(
+            [
+                hidden[rows, packed.chosen_last.to(device)],
+                hidden[rows, packed.rejected_last.to(device)],
+            ]
+        )
+        rewards: torch.Tensor = self.head(pooled.float()).squeeze(-1)
+        return rewards[: len(rows)], rewards[len(rows) :]
+
+    def _packed(
+        self, chosen: Mapping[str, torch.Tensor], rejected: Mapping[str, torch.Tensor]
+    ) -> PackedPairs | None:
+        usable = (
+            self.config.share_prompt
+            and self.config.mode == "baseline"
+            and self.lower_cache is None
+            and self.backbone.config._attn_implementation in ("sdpa", "eager")
+            and _right_padded(chosen["attention_mask"])
+            and _right_padded(rejected["attention_mask"])
+        )
+        if not usable:
+            return None
+        packed = pack_pairs(
+            chosen["input_ids"],
+            chosen["attention_mask"],
+            rejected["input_ids"],
+            rejected["attention_mask"],
+            pad_id=int(self.tokenizer.pad_token_id),
+        )
+        separate = chosen["input_ids"].numel() + rejected["input_ids"].numel()
+        return packed if packed.input_ids.numel() < separate else None
+
     def _project(self, features: torch.Tensor) -> torch.Tensor:
         assert self.projector is not None
         used = torch.tensor(
@@ -988,6 +1054,11 @@ class GazeRewardModel(nn.Module):
 
 # --------------------------------------------------------------------------------------------
 # helpers
+
+
+def _right_padded(mask: torch.Tensor) -> bool:
+    """Whether every row of a 0/1 mask is ones then zeros."""
+    return bool((mask.cumprod(dim=-1).sum(dim=-1) == mask.sum(dim=-1)).all())
 
 
 def _read_config(folder: Path) -> GazeRewardConfig:

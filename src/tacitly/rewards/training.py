@@ -814,8 +814,14 @@ def _loader(
 
 
 def _pair_rewards(model: nn.Module, batch: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
-    chosen = model(**batch["chosen"])
-    rejected = model(**batch["rejected"])
+    # A model that can score both sides at once (one pass over the shared prompt) says so with
+    # pair_rewards; a wrapped (distributed) model runs each side through its own forward.
+    pair_rewards = getattr(model, "pair_rewards", None)
+    if callable(pair_rewards):
+        chosen, rejected = pair_rewards(batch["chosen"], batch["rejected"])
+    else:
+        chosen = model(**batch["chosen"])
+        rejected = model(**batch["rejected"])
     if chosen.ndim != 1 or chosen.shape != rejected.shape:
         raise TypeError(
             "a reward model's forward must return one reward per sequence, shape [B]; got "
