@@ -61,6 +61,7 @@ def test_help_lists_each_group_on_one_line() -> None:
     rows = _commands_panel(result.output)
     assert sorted(row.split()[0] for row in rows) == [
         "behavior",
+        "collect",
         "demo",
         "flr",
         "gaze",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from tacitly.cli.behavior import behavior_app
+from tacitly.cli.collect import collect_app
 from tacitly.cli.demo import demo_command
 from tacitly.cli.followup import flr_app
 from tacitly.cli.gaze import gaze_app
@@ -26,6 +27,7 @@ app.add_typer(gaze_app, name="gaze")
 app.add_typer(rm_app, name="rm")
 app.add_typer(flr_app, name="flr")
 app.add_typer(behavior_app, name="behavior")
+app.add_typer(collect_app, name="collect")
 app.command("models", help="List the embedded backbones: installed, cached, sizes.")(models_command)
 app.command("demo", help="Run the main job on the embedded defaults and print its table.")(
     demo_command

@@ -1422,7 +1422,8 @@ def read_ifllm_queries(path: StrPath) -> pl.DataFrame:
 
 def _parse_timestamp(column: pl.Series, *, source: StrPath) -> pl.Series:
     text = column.cast(pl.String).str.strip_chars()
-    parsed = text.str.strptime(pl.Datetime("ms", "UTC"), "%Y-%m-%d %H:%M:%S", strict=False)
+    # IFllm writes whole seconds; tacitly's own exports add milliseconds (".123").
+    parsed = text.str.strptime(pl.Datetime("ms", "UTC"), "%Y-%m-%d %H:%M:%S%.f", strict=False)
     bad = _first_true(parsed.is_null() & text.is_not_null())
     if bad is not None:
         raise InputError(
@@ -1430,7 +1431,7 @@ def _parse_timestamp(column: pl.Series, *, source: StrPath) -> pl.Series:
             source=source,
             row=bad + 1,
             field="query_timestamp",
-            expected="YYYY-MM-DD HH:MM:SS",
+            expected="YYYY-MM-DD HH:MM:SS (optionally .mmm)",
         )
     return parsed
 
