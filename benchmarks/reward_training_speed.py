@@ -159,6 +159,19 @@ class BatchCounter:
         }
 
 
+def tokens_run(model: Any, batch: Mapping[str, Any]) -> list[Any]:
+    """The 0/1 masks of what tacitly's model runs for a batch: one packed sequence per pair
+    (shared prompt once) when it packs, else the chosen and the rejected batch."""
+    import torch
+
+    chosen, rejected = batch["chosen"], batch["rejected"]
+    packed = model._packed(chosen, rejected)
+    if packed is None:
+        return [chosen["attention_mask"], rejected["attention_mask"]]
+    width = packed.input_ids.shape[1]
+    return [(torch.arange(width) <= packed.rejected_last.unsqueeze(1)).long()]
+
+
 def accuracy_report(chosen: np.ndarray, rejected: np.ndarray) -> dict[str, Any]:
     from tacitly.evaluate import bootstrap_ci, pairwise_accuracy, pairwise_correct
 
@@ -193,10 +206,7 @@ def run_tacitly(args: argparse.Namespace, train: list[Row], test: list[Row]) -> 
     )
     load_s = time.perf_counter() - started
     targets = sorted(model.backbone.peft_config["default"].target_modules)
-    counter = BatchCounter(
-        model.collate,
-        lambda batch: [batch[side]["attention_mask"] for side in ("chosen", "rejected")],
-    )
+    counter = BatchCounter(model.collate, lambda batch: tokens_run(model, batch))
     # The trainer takes model.collate when it starts; an instance attribute shadows the method.
     model.collate = counter  # type: ignore[method-assign]
     config = PairwiseTrainingConfig(
