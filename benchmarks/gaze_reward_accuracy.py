@@ -95,6 +95,11 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--eval-max-length", type=int, default=1024)
     parser.add_argument("--label", default=None, help="name of this variant in the summary")
     parser.add_argument("--output", type=Path, default=Path("runs/gaze_reward_accuracy.json"))
+    parser.add_argument(
+        "--skip-done",
+        action="store_true",
+        help="keep the runs already in --output and run only the missing (variant, mode, seed)",
+    )
     parser.add_argument("--work-dir", type=Path, default=None, help="for checkpoints (temp)")
     return parser.parse_args(argv)
 
@@ -203,6 +208,17 @@ def extra_evaluations(
     return results
 
 
+#: One lower-layer cache per split layer k for the whole grid: the layers below k are frozen
+#: base weights, the same in every mode and seed, so their outputs are computed once per
+#: conversation for all runs instead of once per model.
+LOWER_CACHES: dict[int, Any] = {}
+
+
+def share_lower_cache(model: Any) -> None:
+    if model.lower_cache is not None:
+        model.lower_cache = LOWER_CACHES.setdefault(model.lower_cache.k, model.lower_cache)
+
+
 def run_one(
     mode: str,
     seed: int,
@@ -233,8 +249,10 @@ def run_one(
     model = GazeRewardModel(config, predictor=predictors.get(config.predictor_version))
     if config.uses_gaze:
         predictors.setdefault(config.predictor_version, model.predictor)
+    share_lower_cache(model)
     result = train_pairwise(model, train, config=training, valid_rows=valid)
     best = result.model
+    share_lower_cache(best)
     if config.uses_gaze and config.predictor_version in predictors:
         best._predictor = predictors[config.predictor_version]  # reuse, not rebuild
     test_eval = evaluate_pairwise(best, test, batch_size=args.batch_size)
@@ -336,12 +354,17 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     output: dict[str, Any] = {"settings": settings, "pairs": sizes, "runs": []}
+    if args.skip_done and args.output.is_file():
+        output["runs"] = json.loads(args.output.read_text())["runs"]
+    done = {(run["variant"], run["mode"], run["seed"]) for run in output["runs"]}
     args.output.parent.mkdir(parents=True, exist_ok=True)
     predictors: dict[int, Any] = {}
     with tempfile.TemporaryDirectory(prefix="gaze-bench-") as temporary:
         work_dir = args.work_dir or Path(temporary)
         for seed in args.seeds:
             for mode in args.modes:
+                if (args.label, mode, seed) in done:
+                    continue
                 record = run_one(
                     mode,
                     seed,
@@ -357,6 +380,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 output["summary"], table = summarise(output["runs"])
                 output["total_seconds"] = time.perf_counter() - started
                 args.output.write_text(json.dumps(output, indent=1))
+    output["summary"], table = summarise(output["runs"])
     print(table)
     print(f"total {time.perf_counter() - started:.0f} s; written to {args.output}")
 
