@@ -381,6 +381,53 @@ def run_session(page: Any, base_url: str, *, shots: bool) -> dict[str, Any]:
     return {"session_id": session["session_id"], "aimed": aimed}
 
 
+def boxes_at(store: Store, task_id: int, response: int, epoch_ms: int) -> list[dict[str, Any]]:
+    """The word boxes of an answer in the layout version in place at ``epoch_ms``: the latest
+    measured at or before it (the first, for a sample recorded before any measurement)."""
+    versions = [v for v in store.layouts(task_id) if v["response"] == response]
+    assert versions, (task_id, response)
+    before = [v for v in versions if v["epoch_ms"] <= epoch_ms] or versions[:1]
+    version = before[-1]["version"]
+    return [
+        box
+        for box in store.word_boxes(task_id, latest=False)
+        if box["response"] == response and box["version"] == version
+    ]
+
+
+def check_word_boxes(store: Store, tasks: list[Any], samples: list[dict[str, Any]]) -> int:
+    """Every layout version of both answers spells out the answer's words, and each gaze sample
+    over a character lies in the box of that character; returns the samples checked."""
+    checked = 0
+    for task in tasks:
+        every = store.word_boxes(task.id, latest=False)
+        for response, text in enumerate((task.response_1, task.response_2), start=1):
+            versions = {b["version"] for b in every if b["response"] == response}
+            assert versions, (task.id, response)
+            for version in versions:
+                boxes = [b for b in every if (b["response"], b["version"]) == (response, version)]
+                words: dict[int, str] = {}
+                for box in boxes:  # in reading order; a wrapped word's boxes in a row
+                    words[box["index"]] = words.get(box["index"], "") + box["text"]
+                    assert text[box["char_start"] : box["char_end"]] == box["text"]
+                    assert box["width"] > 0 and box["height"] > 0
+                assert list(words) == list(range(len(words)))
+                assert list(words.values()) == text.split()
+        for sample in samples:
+            if sample["task_id"] != task.id or sample["kind"] != "gaze":
+                continue
+            if sample["char_index"] is None:
+                continue
+            boxes = boxes_at(store, task.id, sample["response"], sample["epoch_ms"])
+            [box] = [b for b in boxes if b["char_start"] <= sample["char_index"] < b["char_end"]]
+            x, y = sample["x_rel"], sample["y_rel"]
+            # Both are rounded to 0.1 px by the browser.
+            assert box["left"] - 0.1 <= x <= box["left"] + box["width"] + 0.1, (sample, box)
+            assert box["top"] - 0.1 <= y <= box["top"] + box["height"] + 0.1, (sample, box)
+            checked += 1
+    return checked
+
+
 # ---------------------------------------------------------------------------------------------
 # the tests
 
@@ -463,10 +510,78 @@ def test_whole_session_is_stored_exported_and_loaded(
         ratings = [s["value"] for s in samples if s["kind"] == "rating"]
         assert ratings == [f"likert_1={a};likert_2={b};preference={p}" for a, b, p in RATINGS]
 
+        # Word boxes: both answers of every task, the aimed-at gaze inside its word's box.
+        aimed_gaze = sum(len(targets) for targets in outcome["aimed"].values()) * 4
+        assert check_word_boxes(store, tasks, samples) >= aimed_gaze
+
         folder = export_ifllm(store, tmp_path / "export")
+        sitting = folder / "user_behavior" / "worker_prolific-42" / str(tasks[0].id)
+        for task in tasks:
+            aois = (sitting / f"aois_{task.id}.csv").read_text(encoding="utf-8").splitlines()
+            assert len(aois) == 1 + len(store.word_boxes(task.id))
         table = build_feature_table(folder)
         assert table.height == len(RATINGS)
         assert table["label"].to_list() == [1.0 if p == 1 else 0.0 for _, _, p in RATINGS]
+    finally:
+        store.close()
+
+
+# 79 letters, wider than an answer box at any of the test's window sizes: it wraps.
+LONG_WORD = "Pneumonoultramicroscopicsilicovolcanoconiosis" + "Supercalifragilisticexpialidocious"
+
+
+def test_word_boxes_follow_a_resize_and_split_a_wrapped_word(
+    tmp_path: Path, open_page: Any
+) -> None:
+    pair = {
+        "question": "Which word is the longest?",
+        "response_1": f"Some say it is {LONG_WORD} but that is two words glued together.",
+        "response_2": "A dictionary would know.",
+    }
+    (tmp_path / "long.jsonl").write_text(json.dumps(pair) + "\n", encoding="utf-8")
+    study = write_study(tmp_path, tasks=1, generator={"kind": "file", "path": "long.jsonl"})
+    store = Store(tmp_path / "layout.db")
+    try:
+        with serving(study, store) as base_url:
+            page = open_page()
+            give_consent(page, base_url, participant="", shot=False)
+            task_id = int(wait_for_task(page, None))
+            page.evaluate("() => window.tacitlyRecorder.flush()")
+            first = [(v["response"], v["version"]) for v in store.layouts(task_id)]
+            assert first == [(1, 1), (2, 1)]
+            page.set_viewport_size({"width": 420, "height": 800})  # one column, narrower boxes
+            page.wait_for_function("() => window.tacitlyRecorder.stats.layouts >= 4")
+            page.locator("#response-1").scroll_into_view_if_needed()
+            start = pair["response_1"].index(LONG_WORD)
+            target = aim(page, 1, start + len(LONG_WORD) - 3)  # in the word's last line
+            inject_gaze(page, target)
+            page.evaluate("() => window.tacitlyRecorder.flush()")
+            session_id = page.evaluate("JSON.parse(sessionStorage.getItem('tacitly.session'))")[
+                "session_id"
+            ]
+            page.close()
+        versions = [(v["response"], v["version"]) for v in store.layouts(task_id)]
+        assert versions == [(1, 1), (1, 2), (2, 1), (2, 2)]
+        widths = [v["width"] for v in store.layouts(task_id) if v["response"] == 1]
+        assert widths[1] < widths[0]
+        samples = store.samples(session_id)
+        assert check_word_boxes(store, store.tasks(session_id), samples) == 4
+        index = len(pair["response_1"][:start].split())
+        for version in (1, 2):
+            parts = [
+                box
+                for box in store.word_boxes(task_id, latest=False)
+                if (box["response"], box["version"], box["index"]) == (1, version, index)
+            ]
+            assert len(parts) >= 2  # one box per line, each with its own characters
+            assert "".join(box["text"] for box in parts) == LONG_WORD
+            assert [box["top"] for box in parts] == sorted({box["top"] for box in parts})
+        gaze = [s for s in samples if s["kind"] == "gaze"]
+        boxes = boxes_at(store, task_id, 1, gaze[0]["epoch_ms"])
+        assert boxes[0]["version"] == 2
+        [hit] = [b for b in boxes if b["char_start"] <= gaze[0]["char_index"] < b["char_end"]]
+        assert (hit["index"], hit["char_end"]) == (index, start + len(LONG_WORD))
+        assert hit["char_start"] > start  # not the word's first line
     finally:
         store.close()
 

@@ -9,10 +9,11 @@ import polars as pl
 import pytest
 
 from tacitly.collect.export import export_ifllm, export_preferences
-from tacitly.collect.protocol import Batch, Rating, Sample
+from tacitly.collect.protocol import Batch, Layout, Rating, Sample
 from tacitly.collect.store import Store
 from tacitly.errors import InputError
 from tacitly.signals.behavior import build_feature_table, load_segments, read_pairwise_questions
+from tacitly.signals.gaze.aois import aois_from_table, map_fixations_to_aois
 
 T0 = 1_764_000_000_000  # 2025-11-24 16:00:00 UTC, in ms
 
@@ -48,9 +49,30 @@ def _gaze(t: float, *, response: int, char: int, valid: bool = True) -> Sample:
     )
 
 
+def _layout(response: int, boxes: list[tuple[int, str, int, float, float, float]]) -> Layout:
+    """Boxes as ``(index, text, char_start, left, top, width)``, all 27.2 px high."""
+    words = [
+        {
+            "index": index,
+            "text": text,
+            "char_start": start,
+            "char_end": start + len(text),
+            "left": left,
+            "top": top,
+            "width": width,
+            "height": 27.2,
+        }
+        for index, text, start, left, top, width in boxes
+    ]
+    shown = {"response": response, "epoch_ms": T0, "width": 560, "height": 288, "words": words}
+    return Layout.model_validate(shown)
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> Store:
-    """One participant, one session, two tasks (the first rated 1, the second unrated)."""
+    """One participant, one session, two tasks (the first rated 1, the second unrated); the
+    first task's answers have word boxes, the left one in two versions (its last word wraps in
+    the second)."""
     store = Store(tmp_path / "study.db")
     session, _, _ = store.create_session(participant="P 01")
     first = store.add_task(session, question="Q1?", responses=("left one", "right one"))
@@ -72,6 +94,12 @@ def store(tmp_path: Path) -> Store:
         session, Batch(seq=1, task_id=second.id, samples=[_mouse(2_500.0, response=2, char=1)])
     )
     store.rate_task(session, first.id, Rating(likert_1=4, likert_2=2, preference=1))
+    left = [(0, "left", 0, 16.5, 13.6, 30.25), (1, "one", 5, 50.0, 13.6, 29.0)]
+    wrapped = [(0, "left", 0, 16.5, 13.6, 30.25), (1, "on", 5, 50.0, 13.6, 20.0)]
+    wrapped.append((1, "e", 7, 16.5, 40.8, 9.125))
+    store.add_layout(session, first.id, _layout(1, left))
+    store.add_layout(session, first.id, _layout(1, wrapped))
+    store.add_layout(session, first.id, _layout(2, [(0, "right", 0, 16.5, 13.6, 40.0)]))
     return store
 
 
@@ -108,6 +136,34 @@ def test_trace_files_by_hand(store: Store, tmp_path: Path) -> None:
         f'12,3,"xyz",4,150,0,{T0 + 150}'
     ]
     assert (traces / "rel_gaze_one.csv").read_text().splitlines() == [f"-1,-1,,,150,0,{T0 + 150}"]
+
+
+def test_word_boxes_by_hand(store: Store, tmp_path: Path) -> None:
+    traces = export_ifllm(store, tmp_path / "export") / "user_behavior" / "worker_P_01" / "1"
+    header = "response,aoi,index,text,char_start,char_end,left,top,width,height"
+    # The left answer's latest version; its wrapped word "one" is two boxes of word 1.
+    assert (traces / "aois_1.csv").read_text().splitlines() == [
+        header,
+        "1,0,0,left,0,4,16.5,13.6,30.25,27.2",
+        "1,1,1,on,5,7,50,13.6,20,27.2",
+        "1,2,1,e,7,8,16.5,40.8,9.125,27.2",
+        "2,0,0,right,0,5,16.5,13.6,40,27.2",
+    ]
+    assert (traces / "aois_2.csv").read_text().splitlines() == [header]
+    boxes = pl.read_csv(traces / "aois_1.csv")
+    aois = aois_from_table(boxes, by="response")
+    assert aois.select("response", "aoi", "text").rows() == [
+        (1, 0, "left"),
+        (1, 1, "on"),
+        (1, 2, "e"),
+        (2, 0, "right"),
+    ]
+    # A relative point on the wrapped word's second line is word 1 of the left answer.
+    points = pl.DataFrame({"response": [1, 1, 2], "x": [20.0, 18.0, 20.0], "y": [20.0, 50.0, 9.0]})
+    hits = map_fixations_to_aois(points, aois, by="response").join(
+        boxes.select("response", "aoi", "index"), on=["response", "aoi"], how="left"
+    )
+    assert hits.select("aoi", "index", "text").rows() == [(0, 0, "left"), (2, 1, "e"), (None,) * 3]
 
 
 def test_the_export_reads_back_with_the_behaviour_loaders(store: Store, tmp_path: Path) -> None:

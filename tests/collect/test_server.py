@@ -12,10 +12,18 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import ValidationError
 from sqlalchemy import func, select
 
 from tacitly.collect.generators import GeneratedPair
-from tacitly.collect.protocol import MAX_BATCH_BYTES, MAX_SAMPLES_PER_BATCH
+from tacitly.collect.protocol import (
+    MAX_BATCH_BYTES,
+    MAX_LAYOUT_BOXES,
+    MAX_LAYOUT_BYTES,
+    MAX_SAMPLES_PER_BATCH,
+    MAX_WORD_TEXT,
+    Layout,
+)
 from tacitly.collect.server import TEMPLATES, create_app
 from tacitly.collect.store import Base, Store
 from tacitly.collect.study import LimitsConfig, StudyConfig, default_study
@@ -485,3 +493,181 @@ def test_pages_never_carry_participant_text(ask_client: TestClient, store: Store
         assert page.status_code == 200
         assert "<script>alert" not in page.text
         assert "script-src 'self'" in page.headers["Content-Security-Policy"]
+
+
+# ---------------------------------------------------------------------------- word boxes
+
+
+def word_box(index: int, start: int, text: str = "word", **extra: Any) -> dict[str, Any]:
+    return {
+        "index": index,
+        "text": text,
+        "char_start": start,
+        "char_end": start + len(text),
+        "left": 12.5 * index,
+        "top": 4.0,
+        "width": 40.0,
+        "height": 18.5,
+        **extra,
+    }
+
+
+def layout(response: int = 1, count: int = 2, **extra: Any) -> dict[str, Any]:
+    return {
+        "response": response,
+        "epoch_ms": 1_700_000_000_000,
+        "width": 560.0,
+        "height": 288.0,
+        "words": [word_box(i, 5 * i) for i in range(count)],
+        **extra,
+    }
+
+
+def open_task(client: TestClient, token: str) -> int:
+    return int(client.get("/api/tasks/next", headers=auth(token)).json()["task_id"])
+
+
+def test_a_layout_is_stored_once_and_versioned(
+    client: TestClient, token: str, store: Store
+) -> None:
+    task_id = open_task(client, token)
+    path = f"/api/tasks/{task_id}/layout"
+    first = client.post(path, json=layout(1, 3), headers=auth(token))
+    assert first.status_code == 200, first.text
+    assert first.json() == {
+        "task_id": task_id,
+        "response": 1,
+        "version": 1,
+        "boxes": 3,
+        "duplicate": False,
+    }
+    retry = client.post(path, json=layout(1, 3, epoch_ms=1_700_000_000_500), headers=auth(token))
+    assert retry.json() == {**first.json(), "duplicate": True}
+    resized = layout(1, 3, width=480.0)
+    assert client.post(path, json=resized, headers=auth(token)).json()["version"] == 2
+    right = client.post(path, json=layout(2, 1), headers=auth(token)).json()
+    assert (right["response"], right["version"], right["boxes"]) == (2, 1, 1)
+    counts = table_counts(store)
+    assert (counts["layouts"], counts["word_boxes"]) == (3, 7)
+    boxes = store.word_boxes(task_id)
+    assert [(b["response"], b["version"], b["index"], b["left"]) for b in boxes] == [
+        (1, 2, 0, 0.0),
+        (1, 2, 1, 12.5),
+        (1, 2, 2, 25.0),
+        (2, 1, 0, 0.0),
+    ]
+
+
+def test_a_layout_by_beacon_with_the_token_in_the_query_is_stored(
+    client: TestClient, token: str, store: Store
+) -> None:
+    task_id = open_task(client, token)
+    reply = client.post(
+        f"/api/tasks/{task_id}/layout?token={token}",
+        content=json.dumps(layout(2, 2)),
+        headers={"Content-Type": "text/plain;charset=UTF-8"},
+    )
+    assert reply.json()["version"] == 1
+    assert table_counts(store)["word_boxes"] == 2
+
+
+def test_a_layout_needs_a_token_and_a_task_of_the_session(
+    client: TestClient, token: str, store: Store
+) -> None:
+    task_id = open_task(client, token)
+    other = new_session(client)["token"]
+    before = table_counts(store)
+    path = f"/api/tasks/{task_id}/layout"
+    for headers in ({}, {"Authorization": "Bearer not-a-token"}):
+        reply = client.post(path, json=layout(), headers=headers)
+        assert reply.status_code == 401, reply.text
+        assert "token" in reply.json()["detail"]
+    reply = client.post(path, json=layout(), headers=auth(other))
+    assert_rejected(reply, 404, f"task {task_id} is not a task of this session")
+    missing = client.post(f"/api/tasks/{task_id + 1000}/layout", json=layout(), headers=auth(token))
+    assert_rejected(missing, 404, f"task {task_id + 1000} is not a task of this session")
+    assert table_counts(store) == before
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        pytest.param(lambda b: b.update(response=3), "response", id="response"),
+        pytest.param(lambda b: b.update(image="AAAA"), "image", id="extra-field"),
+        pytest.param(lambda b: b["words"][0].update(frame=1), "words.0.frame", id="word-extra"),
+        pytest.param(
+            lambda b: b["words"][1].update(text="w" * (MAX_WORD_TEXT + 1)),
+            "words.1.text",
+            id="long-text",
+        ),
+        pytest.param(lambda b: b["words"][0].update(text=""), "words.0.text", id="empty-text"),
+        pytest.param(lambda b: b["words"][0].update(width=-1), "words.0.width", id="negative"),
+        pytest.param(lambda b: b["words"][1].update(char_end=5), "words.1", id="empty-range"),
+        pytest.param(lambda b: b["words"][1].update(index=-1), "words.1.index", id="index"),
+        pytest.param(lambda b: b["words"].reverse(), "", id="out-of-order"),
+        pytest.param(lambda b: b.pop("epoch_ms"), "epoch_ms", id="no-time"),
+    ],
+)
+def test_a_layout_outside_the_schema_is_refused(
+    client: TestClient, token: str, store: Store, change: Any, field: str
+) -> None:
+    task_id = open_task(client, token)
+    bad = layout(1, 3)
+    change(bad)
+    reply = client.post(f"/api/tasks/{task_id}/layout", json=bad, headers=auth(token))
+    body = assert_rejected(reply, 422, f"field {field!r}")
+    assert body["field"] == field
+    assert table_counts(store)["layouts"] == 0
+
+
+def test_a_layout_body_is_not_a_number_in_disguise(
+    client: TestClient, token: str, store: Store
+) -> None:
+    task_id = open_task(client, token)
+    # Python's JSON reader takes NaN and Infinity; the schema does not.
+    for given, bad in (('"left": 0.0', '"left": NaN'), ('"top": 4.0', '"top": -Infinity')):
+        body = json.dumps(layout(1, 1)).replace(given, bad)
+        assert bad in body
+        reply = client.post(
+            f"/api/tasks/{task_id}/layout",
+            content=body,
+            headers={**auth(token), "Content-Type": "application/json"},
+        )
+        assert_rejected(reply, 422, "finite number")
+    assert table_counts(store)["layouts"] == 0
+
+
+def test_a_layout_over_its_size_limits_is_refused(
+    client: TestClient, token: str, store: Store
+) -> None:
+    task_id = open_task(client, token)
+    path = f"/api/tasks/{task_id}/layout"
+    many = layout(1, MAX_LAYOUT_BOXES + 1)
+    assert len(json.dumps(many)) < MAX_LAYOUT_BYTES  # refused for its count, not its size
+    assert assert_rejected(client.post(path, json=many, headers=auth(token)), 422, "'words'")
+    body = json.dumps(layout(1, 1)).encode()
+    padded = body[:-1] + b" " * (MAX_LAYOUT_BYTES + 1 - len(body)) + b"}"
+    reply = client.post(
+        path, content=padded, headers={**auth(token), "Content-Type": "application/json"}
+    )
+    assert_rejected(reply, 413, f"at most {MAX_LAYOUT_BYTES}")
+    assert table_counts(store)["layouts"] == 0
+
+
+def test_the_layout_schema_limits() -> None:
+    words = [word_box(i, 5 * i) for i in range(MAX_LAYOUT_BOXES)]
+    full = Layout.model_validate(layout(words=words))
+    assert len(full.words) == MAX_LAYOUT_BOXES
+    longest = Layout.model_validate(layout(words=[word_box(0, 0, "w" * MAX_WORD_TEXT)]))
+    assert longest.words[0].char_end == MAX_WORD_TEXT
+    # A wrapped word: two boxes with one index, the second starting where the first ends.
+    wrapped = [word_box(0, 0, "over"), word_box(0, 4, "flow", top=22.5)]
+    assert [w.index for w in Layout.model_validate(layout(words=wrapped)).words] == [0, 0]
+    with pytest.raises(ValidationError, match="comes before box 0"):
+        Layout.model_validate(layout(words=[word_box(0, 0, "overflow"), word_box(0, 4, "flow")]))
+    with pytest.raises(ValidationError, match="at most 20000 items"):
+        Layout.model_validate(layout(words=[*words, word_box(MAX_LAYOUT_BOXES, 0)]))
+    with pytest.raises(ValidationError, match="char_end 3 is not after char_start 3"):
+        Layout.model_validate(layout(words=[word_box(0, 3, "x", char_end=3)]))
+    empty = Layout.model_validate(layout(words=[]))
+    assert empty.words == []

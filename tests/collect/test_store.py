@@ -1,5 +1,5 @@
-"""The study database: migrations, durability settings, erasure and exactly-once batches, on
-SQLite and on PostgreSQL."""
+"""The study database: migrations, durability settings, erasure, exactly-once batches and word
+box layouts, on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -10,10 +10,18 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, select, text
 
-from tacitly.collect.protocol import Batch, Rating
-from tacitly.collect.store import Base, BatchOutcome, Store, database_url, token_digest
+from tacitly.collect.protocol import Batch, Layout, Rating
+from tacitly.collect.store import (
+    Base,
+    BatchOutcome,
+    LayoutOutcome,
+    Store,
+    database_url,
+    token_digest,
+    upgrade,
+)
 from tacitly.errors import InputError
 
 THREADS = 8
@@ -41,6 +49,29 @@ def make_batch(seq: int, count: int, *, x: float = 10.0) -> Batch:
     )
 
 
+def make_layout(response: int, words: str, *, epoch_ms: int = 5_000, top: float = 0.0) -> Layout:
+    """One box per word of ``words``, 10 px per character, on one line at ``top``."""
+    boxes, start = [], 0
+    for index, word in enumerate(words.split()):
+        start = words.index(word, start)
+        boxes.append(
+            {
+                "index": index,
+                "text": word,
+                "char_start": start,
+                "char_end": start + len(word),
+                "left": 10.0 * start,
+                "top": top,
+                "width": 10.0 * len(word),
+                "height": 20.0,
+            }
+        )
+        start += len(word)
+    return Layout.model_validate(
+        {"response": response, "epoch_ms": epoch_ms, "width": 400, "height": 300, "words": boxes}
+    )
+
+
 def rows_by_table(store: Store, session_ids: list[str]) -> dict[str, int]:
     """Rows of each session table that belong to ``session_ids``."""
     counts = {}
@@ -49,6 +80,12 @@ def rows_by_table(store: Store, session_ids: list[str]) -> dict[str, int]:
             table = Base.metadata.tables[name]
             query = select(func.count()).where(table.c.session_id.in_(session_ids))
             counts[name] = int(connection.scalar(query) or 0)
+        tasks = Base.metadata.tables["tasks"]
+        task_ids = select(tasks.c.id).where(tasks.c.session_id.in_(session_ids))
+        for name in ("layouts", "word_boxes"):
+            table = Base.metadata.tables[name]
+            query = select(func.count()).where(table.c.task_id.in_(task_ids))
+            counts[name] = int(connection.scalar(query) or 0)
         sessions = Base.metadata.tables["sessions"]
         query = select(func.count()).where(sessions.c.id.in_(session_ids))
         counts["sessions"] = int(connection.scalar(query) or 0)
@@ -56,7 +93,8 @@ def rows_by_table(store: Store, session_ids: list[str]) -> dict[str, int]:
 
 
 def record_participant(store: Store, name: str) -> tuple[str, list[str]]:
-    """A participant with two sessions, each with a task, a calibration and two batches."""
+    """A participant with two sessions, each with a task, a calibration, two batches and a
+    layout of three word boxes."""
     session_ids = []
     participant_id = ""
     for _ in range(2):
@@ -66,6 +104,7 @@ def record_participant(store: Store, name: str) -> tuple[str, list[str]]:
         store.add_calibration(session_id, precision=0.9, points=9, threshold=0.7)
         store.add_batch(session_id, make_batch(0, 3))
         store.add_batch(session_id, make_batch(1, 2))
+        store.add_layout(session_id, task.id, make_layout(1, "one two three"))
         session_ids.append(session_id)
     return participant_id, session_ids
 
@@ -82,7 +121,7 @@ def test_migrating_twice_changes_nothing(database: str) -> None:
     try:
         with store.engine.connect() as connection:
             version = connection.exec_driver_sql("SELECT version_num FROM alembic_version")
-            assert [row[0] for row in version] == ["0001"]
+            assert [row[0] for row in version] == ["0002"]
     finally:
         store.close()
 
@@ -126,7 +165,15 @@ def test_tokens_are_stored_only_as_digests(store: Store) -> None:
 def test_deleting_a_participant_removes_all_their_rows_and_nothing_else(store: Store) -> None:
     gone, gone_sessions = record_participant(store, "p-gone")
     kept, kept_sessions = record_participant(store, "p-kept")
-    full = {"samples": 10, "batches": 4, "calibrations": 2, "tasks": 2, "sessions": 2}
+    full = {
+        "samples": 10,
+        "batches": 4,
+        "calibrations": 2,
+        "tasks": 2,
+        "sessions": 2,
+        "layouts": 2,
+        "word_boxes": 6,
+    }
     assert rows_by_table(store, gone_sessions) == full
     counts = store.delete_participant("p-gone")
     assert counts == {**full, "participants": 1}
@@ -220,3 +267,141 @@ def test_concurrent_sessions_each_store_their_own_batches(store: Store) -> None:
     assert store.count_samples() == THREADS * 5 * 4
     for session_id in sessions:
         assert store.next_seq(session_id) == 5
+
+
+# ---------------------------------------------------------------------------- word boxes
+
+
+def test_a_layout_round_trips_and_keeps_its_versions(store: Store) -> None:
+    session_id, _participant, _token = store.create_session(participant=None)
+    task = store.add_task(session_id, question="q?", responses=("aa bbb", "c"))
+    first = make_layout(1, "aa bbb", epoch_ms=1_000)
+    moved = make_layout(1, "aa bbb", epoch_ms=2_000, top=30.0)
+    assert store.add_layout(session_id, task.id, first) == LayoutOutcome(1, 2, duplicate=False)
+    # Measured again later but the same boxes (a retry, a reload): stored once.
+    again = make_layout(1, "aa bbb", epoch_ms=1_500)
+    assert store.add_layout(session_id, task.id, again) == LayoutOutcome(1, 2, duplicate=True)
+    assert store.add_layout(session_id, task.id, moved) == LayoutOutcome(2, 2, duplicate=False)
+    # Back to the first layout (a resize undone) is a new version: the latest differs.
+    back = make_layout(1, "aa bbb", epoch_ms=3_000)
+    assert store.add_layout(session_id, task.id, back) == LayoutOutcome(3, 2, duplicate=False)
+    assert store.add_layout(session_id, task.id, make_layout(2, "c")) == LayoutOutcome(1, 1, False)
+    assert [(r["response"], r["version"], r["epoch_ms"]) for r in store.layouts(task.id)] == [
+        (1, 1, 1_000),
+        (1, 2, 2_000),
+        (1, 3, 3_000),
+        (2, 1, 5_000),
+    ]
+    latest = store.word_boxes(task.id)
+    assert latest == [
+        {
+            "response": 1,
+            "version": 3,
+            "box": 0,
+            "index": 0,
+            "text": "aa",
+            "char_start": 0,
+            "char_end": 2,
+            "left": 0.0,
+            "top": 0.0,
+            "width": 20.0,
+            "height": 20.0,
+        },
+        {
+            "response": 1,
+            "version": 3,
+            "box": 1,
+            "index": 1,
+            "text": "bbb",
+            "char_start": 3,
+            "char_end": 6,
+            "left": 30.0,
+            "top": 0.0,
+            "width": 30.0,
+            "height": 20.0,
+        },
+        {
+            "response": 2,
+            "version": 1,
+            "box": 0,
+            "index": 0,
+            "text": "c",
+            "char_start": 0,
+            "char_end": 1,
+            "left": 0.0,
+            "top": 0.0,
+            "width": 10.0,
+            "height": 20.0,
+        },
+    ]
+    every = store.word_boxes(task.id, latest=False)
+    assert [(r["response"], r["version"], r["top"]) for r in every] == [
+        (1, 1, 0.0),
+        (1, 1, 0.0),
+        (1, 2, 30.0),
+        (1, 2, 30.0),
+        (1, 3, 0.0),
+        (1, 3, 0.0),
+        (2, 1, 0.0),
+    ]
+
+
+def test_a_layout_of_another_sessions_task_is_refused(store: Store) -> None:
+    owner, _participant, _token = store.create_session(participant=None)
+    other, _participant, _token = store.create_session(participant=None)
+    task = store.add_task(owner, question="q?", responses=("a", "b"))
+    assert store.add_layout(other, task.id, make_layout(1, "a")) is None
+    assert store.add_layout(owner, task.id + 1, make_layout(1, "a")) is None
+    assert store.layouts(task.id) == []
+    assert store.word_boxes(task.id) == []
+
+
+def test_concurrent_copies_of_a_layout_are_stored_once(store: Store) -> None:
+    session_id, _participant, _token = store.create_session(participant=None)
+    task = store.add_task(session_id, question="q?", responses=("a b c d", "e"))
+    layout = make_layout(2, "a b c d")
+    outcomes = run_together(THREADS, lambda _i: store.add_layout(session_id, task.id, layout))
+    assert sorted(outcome.duplicate for outcome in outcomes) == [False] + [True] * (THREADS - 1)
+    assert {outcome.version for outcome in outcomes} == {1}
+    assert len(store.word_boxes(task.id, latest=False)) == 4
+
+
+def test_upgrading_a_filled_0001_database_keeps_its_data(database: str) -> None:
+    engine = create_engine(database_url(database))
+    try:
+        upgrade(engine, revision="0001")
+        with engine.begin() as connection:
+            assert connection.scalar(text("SELECT version_num FROM alembic_version")) == "0001"
+            for statement in (
+                "INSERT INTO participants (id, external_id, created_ms) VALUES ('p', 'w-1', 1)",
+                "INSERT INTO sessions (id, participant_id, token_digest, created_ms) "
+                f"VALUES ('s', 'p', '{token_digest('tok')}', 2)",
+                "INSERT INTO tasks (id, session_id, position, question, response_1, response_2, "
+                "shown_ms, likert_1, likert_2, preference) "
+                "VALUES (7, 's', 0, 'q?', 'left words', 'right', 3, 4, 2, 1)",
+                "INSERT INTO batches (session_id, seq, digest, n_samples, received_ms) "
+                "VALUES ('s', 0, 'd', 1, 4)",
+                "INSERT INTO samples (session_id, seq, idx, task_id, kind, t, epoch_ms, x, y, "
+                "response) VALUES ('s', 0, 0, 7, 'mouse', 1.5, 5, 10, 20, 1)",
+            ):
+                connection.execute(text(statement))
+    finally:
+        engine.dispose()
+    store = Store(database)
+    try:
+        with store.engine.connect() as connection:
+            version = connection.scalar(text("SELECT version_num FROM alembic_version"))
+        assert version == "0002"
+        assert store.session_for_token("tok") == "s"
+        [task] = store.tasks("s")
+        assert (task.id, task.response_1, task.likert_1, task.preference) == (7, "left words", 4, 1)
+        assert [(s["kind"], s["t"], s["x"], s["task_id"]) for s in store.samples("s")] == [
+            ("mouse", 1.5, 10.0, 7)
+        ]
+        assert store.next_seq("s") == 1
+        # The old task takes word boxes, and erasing its participant erases them too.
+        assert store.add_layout("s", 7, make_layout(1, "left words")) == LayoutOutcome(1, 2, False)
+        counts = store.delete_participant("w-1")
+        assert (counts["word_boxes"], counts["samples"], counts["tasks"]) == (2, 1, 1)
+    finally:
+        store.close()

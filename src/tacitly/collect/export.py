@@ -17,6 +17,18 @@ IFllm layout, as in the public dataset (so that everything that reads one reads 
   and index when the point is not over that response. ``camera_valid`` is the webcam's flag for
   gaze and 1 for the mouse (its position does not depend on the camera). Line breaks inside a
   text window become spaces (the files are read line by line).
+- ``user_behavior/<user_id>/<task_id>/aois_<query_ID>.csv``: one file per task of the sitting,
+  *with* a header (``response, aoi, index, text, char_start, char_end, left, top, width,
+  height``): the word boxes of both answers as the browser measured them with
+  ``Range.getClientRects()``, in px relative to the origin of ``x_rel``/``y_rel`` (each answer
+  box's top-left corner with its text scrolled to the top), so ``rel_gaze_*`` points fall into
+  them directly. ``aoi`` numbers the boxes of an answer from 0 (unique, as tacitly's AOI tables
+  require: ``aois_from_table(table, by="response")``); ``index`` is the word (a word wrapped
+  over two lines has two boxes, each with the part of the word on its line); ``char_start``,
+  ``char_end`` are code-point offsets into the answer, as ``char_index`` counts. When a resize
+  moved the words, the database keeps every layout version; the export writes each answer's
+  latest (the layout the participant rated on). A task with no layout has only the header. The
+  behaviour loaders read trace files by name and skip these.
 
 Preference rows (JSONL): one per rated task, in TRL's conversational format, ``meta`` with the
 participant, session, task, both Likert ratings and the answers' sources.
@@ -43,6 +55,8 @@ from tacitly.collect.store import (
     StoredSample,
     StudySession,
     Task,
+    WordBox,
+    word_box_rows,
 )
 from tacitly.errors import InputError
 
@@ -76,6 +90,18 @@ TASK_TABLE_COLUMNS = (
     "accuracy",
     "finished",
     "domain",
+)
+AOI_COLUMNS = (
+    "response",
+    "aoi",
+    "index",
+    "text",
+    "char_start",
+    "char_end",
+    "left",
+    "top",
+    "width",
+    "height",
 )
 #: Trace file → (sample kind, response side or None for page coordinates).
 TRACE_FILES: dict[str, tuple[str, int | None]] = {
@@ -132,7 +158,9 @@ def export_ifllm(store: Store, folder: str | Path) -> Path:
             starts = _task_starts(tasks, samples)
             queries += [_query_row(task, user, sitting, starts[task.id]) for task in tasks]
             sittings.append(_sitting_row(db, session, user, sitting))
-            _write_traces(out / "user_behavior" / user / str(sitting), samples)
+            folder = out / "user_behavior" / user / str(sitting)
+            _write_traces(folder, samples)
+            _write_word_boxes(folder, tasks, word_box_rows(db, [t.id for t in tasks], latest=True))
     _write_csv(out / "query_logs_table.csv", QUERY_LOG_COLUMNS, queries)
     _write_csv(out / "task_table.csv", TASK_TABLE_COLUMNS, sittings)
     return out
@@ -245,6 +273,19 @@ def _write_traces(folder: Path, samples: Sequence[StoredSample]) -> None:
             if sample.kind == kind
         ]
         (folder / f"{name}.csv").write_text("".join(lines), encoding="utf-8")
+
+
+def _write_word_boxes(folder: Path, tasks: Sequence[Task], boxes: Sequence[WordBox]) -> None:
+    by_task: dict[int, list[dict[str, Any]]] = {task.id: [] for task in tasks}
+    for box in boxes:
+        row = {name: getattr(box, name) for name in AOI_COLUMNS if name != "aoi"}
+        by_task[box.task_id].append({**row, "aoi": box.box, **_pixels(box)})
+    for task_id, rows in by_task.items():
+        _write_csv(folder / f"aois_{task_id}.csv", AOI_COLUMNS, rows)
+
+
+def _pixels(box: WordBox) -> dict[str, str]:
+    return {edge: _number(getattr(box, edge)) for edge in ("left", "top", "width", "height")}
 
 
 def _number(value: float | None) -> str:

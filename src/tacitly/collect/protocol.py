@@ -7,24 +7,30 @@ that the server's error messages quote.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
     "MAX_BATCH_BYTES",
+    "MAX_LAYOUT_BOXES",
+    "MAX_LAYOUT_BYTES",
     "MAX_SAMPLES_PER_BATCH",
     "MAX_TEXT",
+    "MAX_WORD_TEXT",
     "SAMPLE_KINDS",
     "Batch",
     "BatchAck",
     "Calibration",
+    "Layout",
+    "LayoutAck",
     "NewQuestion",
     "NewSession",
     "Rating",
     "Sample",
     "SessionCreated",
     "TaskView",
+    "WordBox",
 ]
 
 MAX_BATCH_BYTES = 1_000_000
@@ -33,6 +39,16 @@ MAX_SAMPLES_PER_BATCH = 2_000
 """Most samples in one batch."""
 MAX_TEXT = 4_000
 """Longest question a participant may type, in characters."""
+MAX_LAYOUT_BOXES = 20_000
+"""Most word boxes in one answer's layout (a wrapped word has one box per line)."""
+MAX_LAYOUT_BYTES = 4_000_000
+"""Largest layout body, in bytes (20,000 boxes of ordinary words take about 2.5 MB)."""
+MAX_WORD_TEXT = 100
+"""Longest text of one word box, in characters; a longer word is cut (``char_end`` is not)."""
+MAX_PX = 1_000_000.0
+"""Largest coordinate or size in a layout, in px, either sign."""
+MAX_OFFSET = 2**31 - 1
+"""Largest word number or character offset (a database integer)."""
 
 SampleKind = Literal[
     "mouse", "gaze", "scroll", "click", "focus", "blur", "visibility", "resize", "rating"
@@ -144,3 +160,73 @@ class TaskView(BaseModel):
     question: str | None = None
     response_1: str | None = None
     response_2: str | None = None
+
+
+Px = Annotated[float, Field(ge=-MAX_PX, le=MAX_PX, allow_inf_nan=False)]
+Size = Annotated[float, Field(ge=0.0, le=MAX_PX, allow_inf_nan=False)]
+
+
+class WordBox(_Strict):
+    """One rectangle of a word as ``Range.getClientRects()`` gives it, in px relative to the
+    origin of ``x_rel``/``y_rel`` (the answer box's top-left corner with its text scrolled to the
+    top), so a sample's relative point and the boxes share one frame whatever the scrolling.
+
+    ``index`` numbers the words of the answer (runs of non-space characters) from 0; a word
+    that wraps over lines has one box per line, all with its ``index``, each with the part of
+    the word (``text``, ``char_start``, ``char_end``) on that line. Character offsets are code
+    points into the answer, as ``char_index`` counts them; ``text`` is cut at
+    :data:`MAX_WORD_TEXT` characters.
+    """
+
+    index: int = Field(ge=0, le=MAX_OFFSET)
+    text: str = Field(min_length=1, max_length=MAX_WORD_TEXT)
+    char_start: int = Field(ge=0, le=MAX_OFFSET)
+    char_end: int = Field(ge=1, le=MAX_OFFSET)
+    left: Px
+    top: Px
+    width: Size
+    height: Size
+
+    @model_validator(mode="after")
+    def _characters_in_order(self) -> WordBox:
+        if self.char_end <= self.char_start:
+            raise ValueError(f"char_end {self.char_end} is not after char_start {self.char_start}")
+        return self
+
+
+class Layout(_Strict):
+    """The word boxes of one answer (``response`` 1 left, 2 right) as laid out now.
+
+    Sent when a task's answers are shown and again whenever their layout changes (a resize);
+    ``epoch_ms`` is when the browser measured it, on the clock of the samples. ``width`` and
+    ``height`` are the answer box's outer size in px (its text may scroll inside it). Boxes come
+    in reading order: ``index`` never decreases and no box starts before the previous one ends.
+    """
+
+    response: Literal[1, 2]
+    epoch_ms: int = Field(ge=0, description="wall clock when measured, ms since 1970")
+    width: Size
+    height: Size
+    words: list[WordBox] = Field(max_length=MAX_LAYOUT_BOXES)
+
+    @model_validator(mode="after")
+    def _boxes_in_reading_order(self) -> Layout:
+        for number, (before, box) in enumerate(zip(self.words, self.words[1:], strict=False)):
+            if box.index < before.index or box.char_start < before.char_end:
+                raise ValueError(
+                    f"box {number + 1} (word {box.index}, characters {box.char_start}-"
+                    f"{box.char_end}) comes before box {number} (word {before.index}, "
+                    f"characters {before.char_start}-{before.char_end}); boxes go in reading order"
+                )
+        return self
+
+
+class LayoutAck(BaseModel):
+    """The reply to a stored layout: its ``version`` (1, 2, … per task and answer) and whether
+    it repeated the latest version (then nothing new was stored)."""
+
+    task_id: int
+    response: int
+    version: int
+    boxes: int
+    duplicate: bool

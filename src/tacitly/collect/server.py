@@ -6,6 +6,10 @@ cannot set headers). A batch is acknowledged only after its transaction commits;
 says whether it was stored now or had been stored before (a retry), so clients can resend
 freely. Errors are JSON ``{"detail": …}`` with a 4xx status that says what was wrong.
 
+Each answer's word boxes (``Range.getClientRects()`` per word) arrive as a layout per task and
+answer at ``POST /api/tasks/{task_id}/layout``, again after every change of the layout; a
+retry of the latest layout is answered ``duplicate`` and stores nothing.
+
 Page texts the server fills in are escaped by Jinja2's autoescape; everything a participant or
 a generator wrote reaches the page through ``textContent`` in the browser, and the pages allow
 no inline script (Content-Security-Policy), so text can never run as code.
@@ -30,9 +34,12 @@ from pydantic import BaseModel, ValidationError
 from tacitly.collect.generators import GeneratedPair, GeneratorError, PairSource, make_source
 from tacitly.collect.protocol import (
     MAX_BATCH_BYTES,
+    MAX_LAYOUT_BYTES,
     Batch,
     BatchAck,
     Calibration,
+    Layout,
+    LayoutAck,
     NewQuestion,
     NewSession,
     Rating,
@@ -280,6 +287,22 @@ def create_app(study: StudyConfig, store: Store, *, source: PairSource | None = 
             raise ApiError(404, f"task {task_id} is not a task of this session")
         return {"task_id": task_id, "stored": True}
 
+    @app.post("/api/tasks/{task_id}/layout")
+    async def layout(task_id: int, request: Request) -> JSONResponse:
+        session_id = await run_in_threadpool(session_of, request)
+        body = await _json_body(request, Layout, limit=MAX_LAYOUT_BYTES)
+        outcome = await run_in_threadpool(store.add_layout, session_id, task_id, body)
+        if outcome is None:
+            raise ApiError(404, f"task {task_id} is not a task of this session")
+        ack = LayoutAck(
+            task_id=task_id,
+            response=body.response,
+            version=outcome.version,
+            boxes=outcome.boxes,
+            duplicate=outcome.duplicate,
+        )
+        return JSONResponse(ack.model_dump())
+
     @app.post("/api/batches")
     async def batches(request: Request) -> JSONResponse:
         session_id = await run_in_threadpool(session_of, request)
@@ -318,12 +341,13 @@ def create_app(study: StudyConfig, store: Store, *, source: PairSource | None = 
     return app
 
 
-async def _json_body(request: Request, model: type[M]) -> M:
-    """The request's JSON body as ``model``: 413 when too large, 415 when not JSON text, 400
-    when malformed, 422 naming the first wrong field."""
+async def _json_body(request: Request, model: type[M], *, limit: int = MAX_BATCH_BYTES) -> M:
+    """The request's JSON body as ``model``: 413 when over ``limit`` bytes (default:
+    :data:`MAX_BATCH_BYTES`), 415 when not JSON text, 400 when malformed, 422 naming the first
+    wrong field."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BATCH_BYTES:
-        raise ApiError(413, f"body of {declared} bytes; at most {MAX_BATCH_BYTES}")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, f"body of {declared} bytes; at most {limit}")
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     # sendBeacon with a string body sends text/plain; anything else is not ours.
     if kind not in ("application/json", "text/plain"):
@@ -331,8 +355,8 @@ async def _json_body(request: Request, model: type[M]) -> M:
     body = bytearray()
     async for chunk in request.stream():
         body.extend(chunk)
-        if len(body) > MAX_BATCH_BYTES:
-            raise ApiError(413, f"body over {MAX_BATCH_BYTES} bytes")
+        if len(body) > limit:
+            raise ApiError(413, f"body over {limit} bytes")
     try:
         data = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:

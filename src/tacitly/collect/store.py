@@ -9,6 +9,13 @@ A batch is stored with its samples in one transaction, keyed by ``(session_id, s
 digest of its content, which makes uploads idempotent: a retry of a stored batch is answered
 from the key without storing anything twice, and a different batch under a used number is
 refused.
+
+Word boxes: each answer's layout (``Range.getClientRects()`` per word, measured in the browser)
+is stored as a numbered version per task and answer in ``layouts`` (when it was measured, the
+answer box's size, a digest of the boxes) with one ``word_boxes`` row per rectangle (a word
+wrapped over two lines has two rows with the same ``index``). A resize that moves the words
+adds a version and keeps the earlier ones; a layout equal to the latest version (a retry, a
+reload) stores nothing.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from sqlalchemy import (
     Boolean,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Integer,
     String,
     Table,
@@ -48,12 +56,13 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from tacitly.collect.protocol import Batch, Rating
+from tacitly.collect.protocol import Batch, Layout, Rating
 from tacitly.errors import InputError
 
 __all__ = [
     "Base",
     "BatchOutcome",
+    "LayoutOutcome",
     "Store",
     "database_url",
     "token_digest",
@@ -153,6 +162,49 @@ class StoredSample(Base):
     value: Mapped[str | None] = mapped_column(String(200))
 
 
+class StoredLayout(Base):
+    __tablename__ = "layouts"
+    task_id: Mapped[int] = mapped_column(
+        ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True
+    )
+    response: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    epoch_ms: Mapped[int] = mapped_column(BigInteger)
+    received_ms: Mapped[int] = mapped_column(BigInteger)
+    width: Mapped[float] = mapped_column(Float)
+    height: Mapped[float] = mapped_column(Float)
+    n_boxes: Mapped[int] = mapped_column(Integer)
+    digest: Mapped[str] = mapped_column(String(64))
+
+
+class WordBox(Base):
+    __tablename__ = "word_boxes"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["task_id", "response", "version"],
+            ["layouts.task_id", "layouts.response", "layouts.version"],
+            ondelete="CASCADE",
+        ),
+    )
+    task_id: Mapped[int] = mapped_column(
+        ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True
+    )
+    response: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    box: Mapped[int] = mapped_column(Integer, primary_key=True)
+    index: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(String(100))
+    char_start: Mapped[int] = mapped_column(Integer)
+    char_end: Mapped[int] = mapped_column(Integer)
+    left: Mapped[float] = mapped_column(Float)
+    top: Mapped[float] = mapped_column(Float)
+    width: Mapped[float] = mapped_column(Float)
+    height: Mapped[float] = mapped_column(Float)
+
+
+WORD_BOX_FIELDS = ("index", "text", "char_start", "char_end", "left", "top", "width", "height")
+LAYOUT_FIELDS = ("task_id", "response", "version", "epoch_ms", "width", "height", "n_boxes")
+
 SAMPLE_FIELDS = (
     "kind",
     "t",
@@ -192,6 +244,14 @@ def batch_digest(batch: Batch) -> str:
     return hashlib.sha256(body.encode()).hexdigest()
 
 
+def layout_digest(layout: Layout) -> str:
+    """The digest of what a layout shows (its boxes and box size), not of when it was measured,
+    so that the same layout measured again is recognised."""
+    shown = layout.model_dump(mode="json", exclude={"epoch_ms"})
+    body = json.dumps(shown, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -204,6 +264,16 @@ class BatchOutcome:
     status: str
     stored: int
     next_seq: int
+
+
+@dataclass(frozen=True)
+class LayoutOutcome:
+    """What happened to an uploaded layout: stored as ``version`` now (``duplicate`` False), or
+    equal to the latest stored ``version`` (``duplicate`` True, nothing stored)."""
+
+    version: int
+    boxes: int
+    duplicate: bool
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -426,6 +496,99 @@ class Store:
             )
             return bool(result.rowcount)  # type: ignore[attr-defined]
 
+    # ------------------------------------------------------------------ word boxes
+    def add_layout(self, session_id: str, task_id: int, layout: Layout) -> LayoutOutcome | None:
+        """Store an answer's word boxes as the task's next layout version; None when the task is
+        not this session's.
+
+        A layout equal to the latest version of the same answer (same boxes and box size,
+        whenever measured) is a duplicate: nothing is stored and that version is returned, so
+        retries and reloads are harmless. Versions count 1, 2, … per task and answer.
+        """
+        digest = layout_digest(layout)
+        try:
+            with self._writing() as db:
+                return self._add_layout_in(db, session_id, task_id, layout, digest)
+        except IntegrityError:
+            # A concurrent copy took the version number first; it is either this layout or a
+            # newer one, which the retry below sees.
+            with self._writing() as db:
+                return self._add_layout_in(db, session_id, task_id, layout, digest)
+
+    def _add_layout_in(
+        self, db: Session, session_id: str, task_id: int, layout: Layout, digest: str
+    ) -> LayoutOutcome | None:
+        owner = db.scalar(select(Task.session_id).where(Task.id == task_id))
+        if owner != session_id:
+            return None
+        latest = db.execute(
+            select(StoredLayout.version, StoredLayout.digest, StoredLayout.n_boxes)
+            .where(StoredLayout.task_id == task_id, StoredLayout.response == layout.response)
+            .order_by(StoredLayout.version.desc())
+            .limit(1)
+        ).first()
+        if latest is not None and latest.digest == digest:
+            return LayoutOutcome(int(latest.version), int(latest.n_boxes), duplicate=True)
+        version = 1 if latest is None else int(latest.version) + 1
+        key = {"task_id": task_id, "response": layout.response, "version": version}
+        db.execute(
+            insert(_table(StoredLayout)),
+            [
+                {
+                    **key,
+                    "epoch_ms": layout.epoch_ms,
+                    "received_ms": now_ms(),
+                    "width": layout.width,
+                    "height": layout.height,
+                    "n_boxes": len(layout.words),
+                    "digest": digest,
+                }
+            ],
+        )
+        if layout.words:
+            rows = [
+                {**key, "box": box, **word.model_dump(include=set(WORD_BOX_FIELDS))}
+                for box, word in enumerate(layout.words)
+            ]
+            db.execute(insert(_table(WordBox)), rows)
+        return LayoutOutcome(version, len(layout.words), duplicate=False)
+
+    def layouts(self, task_id: int) -> list[dict[str, Any]]:
+        """Every stored layout version of a task: ``task_id``, ``response``, ``version``,
+        ``epoch_ms``, ``width``, ``height``, ``n_boxes``, by answer and version."""
+        query = (
+            select(StoredLayout)
+            .where(StoredLayout.task_id == task_id)
+            .order_by(StoredLayout.response, StoredLayout.version)
+        )
+        with Session(self.engine) as db:
+            return [
+                {name: getattr(row, name) for name in LAYOUT_FIELDS} for row in db.scalars(query)
+            ]
+
+    def word_boxes(self, task_id: int, *, latest: bool = True) -> list[dict[str, Any]]:
+        """A task's word boxes as dicts (``response``, ``version``, ``box`` and the fields of
+        :class:`~tacitly.collect.protocol.WordBox`), by answer, version and box.
+
+        Parameters
+        ----------
+        task_id:
+            The task.
+        latest:
+            Only each answer's newest version (default: True).
+        """
+        with Session(self.engine) as db:
+            rows = word_box_rows(db, [task_id], latest=latest)
+        return [
+            {
+                "response": row.response,
+                "version": row.version,
+                "box": row.box,
+                **{name: getattr(row, name) for name in WORD_BOX_FIELDS},
+            }
+            for row in rows
+        ]
+
     # ------------------------------------------------------------------ batches
     def add_batch(self, session_id: str, batch: Batch) -> BatchOutcome:
         """Store a batch and its samples, exactly once; returns only after the commit.
@@ -563,7 +726,11 @@ class Store:
             sessions = list(
                 db.scalars(select(StudySession.id).where(StudySession.participant_id.in_(ids)))
             )
+            task_ids = select(Task.id).where(Task.session_id.in_(sessions)).scalar_subquery()
             counts = {}
+            for boxes in (WordBox, StoredLayout):
+                result = db.execute(delete(boxes).where(boxes.task_id.in_(task_ids)))
+                counts[boxes.__tablename__] = int(result.rowcount)  # type: ignore[attr-defined]
             for table in (StoredSample, StoredBatch, Calibration, Task):
                 result = db.execute(delete(table).where(table.session_id.in_(sessions)))
                 counts[table.__tablename__] = int(result.rowcount)  # type: ignore[attr-defined]
@@ -572,6 +739,31 @@ class Store:
             result = db.execute(delete(Participant).where(Participant.id.in_(ids)))
             counts["participants"] = int(result.rowcount)  # type: ignore[attr-defined]
         return counts
+
+
+def word_box_rows(db: Session, task_ids: Sequence[int], *, latest: bool) -> list[WordBox]:
+    """The word boxes of ``task_ids`` by task, answer, version and box; with ``latest`` only
+    each answer's newest version."""
+    query = select(WordBox).where(WordBox.task_id.in_(task_ids))
+    if latest:
+        newest = (
+            select(
+                StoredLayout.task_id,
+                StoredLayout.response,
+                func.max(StoredLayout.version).label("version"),
+            )
+            .where(StoredLayout.task_id.in_(task_ids))
+            .group_by(StoredLayout.task_id, StoredLayout.response)
+            .subquery()
+        )
+        query = query.join(
+            newest,
+            (WordBox.task_id == newest.c.task_id)
+            & (WordBox.response == newest.c.response)
+            & (WordBox.version == newest.c.version),
+        )
+    order = (WordBox.task_id, WordBox.response, WordBox.version, WordBox.box)
+    return list(db.scalars(query.order_by(*order)))
 
 
 def _sample_rows(session_id: str, batch: Batch) -> list[dict[str, Any]]:
@@ -600,8 +792,8 @@ def _engine(url: str) -> Engine:
     return create_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
 
 
-def upgrade(engine: Engine) -> None:
-    """Run the Alembic migrations up to the newest."""
+def upgrade(engine: Engine, *, revision: str = "head") -> None:
+    """Run the Alembic migrations up to ``revision`` (default: "head", the newest)."""
     from alembic import command
     from alembic.config import Config
 
@@ -609,7 +801,7 @@ def upgrade(engine: Engine) -> None:
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        command.upgrade(config, revision)
 
 
 def table_names() -> Sequence[str]:

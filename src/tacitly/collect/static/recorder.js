@@ -16,6 +16,17 @@
 //   navigator.sendBeacon (text/plain, token in the query). They stay queued: a later page
 //   resends them and a beacon that did arrive makes that a harmless duplicate.
 //
+// Word boxes
+// When a task's answers are shown, and again after every change of their layout (a resize,
+// fonts arriving), each answer's word boxes are measured with Range.getClientRects() on each
+// word's text range and queued as a layout (the Layout schema) for
+// POST /api/tasks/{task_id}/layout, only when they differ from the last layout queued for that
+// task and answer. Boxes are relative to the origin of x_rel/y_rel (the answer box's top-left
+// corner with its text scrolled to the top); a word wrapped over two lines gives two boxes, each
+// with the characters on its line. The layout queue is kept, retried and beaconed like the
+// batches (one in flight; 429, 5xx and network errors retry; other 4xx drop it with a warning);
+// the server stores a repeat of its latest layout once.
+//
 // Characters under a point
 // `char_index` is a character (code point, as Python counts) offset into the response's full
 // text: the caret position at the point
@@ -23,12 +34,13 @@
 // the rectangles of the two characters around the caret. When neither API gives a position
 // inside the response (a covering element, an unsupported browser, a point in the padding),
 // the word boxes captured after render with Range.getClientRects() locate the word, and that
-// word's character boxes the character. The word boxes stay in the browser: a sample's `value`
-// holds at most 200 characters, far too few for them.
+// word's character boxes the character.
 
 const MAX_SAMPLES_PER_BATCH = 200; // keeps every beacon well under the browsers' 64 kB quota
 const WINDOW = 10; // characters each side of the one under the point, as in IFllm
 const MAX_BACKOFF_MS = 30000;
+const MAX_WORD_TEXT = 100; // characters of a word box's text (protocol.MAX_WORD_TEXT)
+const BEACON_BYTES = 60000; // a beacon body larger than this would not fit the browsers' quota
 
 /** Round to 0.1 px: finer than any screen, and shorter JSON. */
 function px(value) {
@@ -47,6 +59,22 @@ function describe(target) {
   if (element.id) return short(element.id);
   if (element instanceof HTMLInputElement) return short(`${element.name}=${element.value}`);
   return element.tagName.toLowerCase();
+}
+
+/** The retry delay after `attempt` failures: exponential, jittered, at least the server's hint. */
+function backoffDelay(attempt, hintMs) {
+  const base = Math.min(MAX_BACKOFF_MS, 250 * 2 ** Math.min(attempt, 8));
+  return Math.max(hintMs || 0, base * (0.75 + Math.random() * 0.5));
+}
+
+/** A short fingerprint of a string (FNV-1a, 32 bits, and its length). */
+function fingerprint(text) {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i += 1) {
+    hash ^= text.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return `${(hash >>> 0).toString(16)}:${text.length}`;
 }
 
 function contains(rect, x, y, slack = 0) {
@@ -104,6 +132,48 @@ function charRects(element, start, end) {
   return Array.from(range.getClientRects());
 }
 
+/**
+ * Upload boxes of one word: one per client rect (a wrapped word has one per line), each with the
+ * characters whose centre lies in it. `rects` are viewport rects; `origin` the content origin.
+ */
+function wordBoxes(element, text, word, rects, origin) {
+  const relative = (rect) => ({
+    left: px(rect.left - origin.x),
+    top: px(rect.top - origin.y),
+    width: px(rect.width),
+    height: px(rect.height),
+  });
+  if (rects.length === 1) return [{ start: word.start, end: word.end, ...relative(rects[0]) }];
+  const parts = [];
+  for (let index = word.start; index < word.end; index += 1) {
+    const char = charRects(element, index, index + 1)[0];
+    const line = char
+      ? rects.findIndex((rect) => contains(rect, char.left + char.width / 2, char.top + char.height / 2, 0.5))
+      : -1;
+    const last = parts[parts.length - 1];
+    // The second half of a surrogate pair (an emoji) stays with its first half.
+    const trailing = /[\uDC00-\uDFFF]/.test(text[index]);
+    if (last && (line < 0 || line === last.line || trailing)) last.end = index + 1;
+    else parts.push({ line: Math.max(line, 0), start: index, end: index + 1 });
+  }
+  return parts.map((part) => ({ start: part.start, end: part.end, ...relative(rects[part.line]) }));
+}
+
+/** For each UTF-16 offset into `text` (0 to its length), the code points before it. */
+function codePointOffsets(text) {
+  const points = new Uint32Array(text.length + 1);
+  let count = 0;
+  for (let i = 0; i < text.length; i += 1) {
+    points[i] = count;
+    // A low surrogate right after a high one continues the character that one began.
+    const low = text.charCodeAt(i) >= 0xdc00 && text.charCodeAt(i) <= 0xdfff;
+    const afterHigh = i > 0 && text.charCodeAt(i - 1) >= 0xd800 && text.charCodeAt(i - 1) <= 0xdbff;
+    if (!(low && afterHigh)) count += 1;
+  }
+  points[text.length] = count;
+  return points;
+}
+
 /** A response box: its element, full text, and word boxes in content coordinates. */
 class ResponseText {
   constructor(element) {
@@ -112,30 +182,53 @@ class ResponseText {
     // JavaScript counts UTF-16 units, Python (the server, the export) counts code points: the
     // two differ only after a character outside the BMP (an emoji), so only then is this kept.
     this.chars = /[\uD800-\uDFFF]/.test(this.text) ? Array.from(this.text) : null;
+    this.points = this.chars ? codePointOffsets(this.text) : null;
     this.words = [];
     this.measure();
   }
 
   /** The code-point index of a UTF-16 offset into the text. */
   codePoint(offset) {
-    return this.chars ? Array.from(this.text.slice(0, offset)).length : offset;
+    return this.points ? this.points[offset] : offset;
   }
 
-  /** Word boxes relative to the box's content origin: unchanged by scrolling either way. */
+  /**
+   * Word boxes relative to the box's content origin: unchanged by scrolling either way. Also
+   * the boxes to upload (`this.boxes`, the WordBox schema: code-point offsets, 0.1 px).
+   */
   measure() {
     const origin = this.origin();
     this.words = [];
+    this.boxes = [];
+    let index = 0;
     for (const match of this.text.matchAll(/\S+/g)) {
       const start = match.index;
       const end = start + match[0].length;
-      const rects = charRects(this.element, start, end).map((rect) => ({
+      const client = charRects(this.element, start, end).filter((rect) => rect.width > 0 && rect.height > 0);
+      const rects = client.map((rect) => ({
         left: rect.left - origin.x,
         right: rect.right - origin.x,
         top: rect.top - origin.y,
         bottom: rect.bottom - origin.y,
       }));
       this.words.push({ start, end, rects });
+      for (const part of client.length ? wordBoxes(this.element, this.text, { start, end }, client, origin) : []) {
+        const text = this.text.slice(part.start, part.end);
+        this.boxes.push({
+          index,
+          text: this.chars ? Array.from(text).slice(0, MAX_WORD_TEXT).join("") : text.slice(0, MAX_WORD_TEXT),
+          char_start: this.codePoint(part.start),
+          char_end: this.codePoint(part.end),
+          left: part.left,
+          top: part.top,
+          width: part.width,
+          height: part.height,
+        });
+      }
+      index += 1;
     }
+    const frame = this.element.getBoundingClientRect();
+    this.size = { width: px(frame.width), height: px(frame.height) };
   }
 
   /** The viewport position of the content's (0, 0). */
@@ -205,10 +298,15 @@ export class Recorder {
     this.lastPointer = -Infinity;
     this.lastLabel = null;
     this.lastScroll = new Map();
-    this.stats = { acked: 0, duplicates: 0, dropped: 0, beacons: 0 };
+    this.stats = { acked: 0, duplicates: 0, dropped: 0, beacons: 0, layouts: 0, layoutsDropped: 0 };
     const saved = this.load();
     this.nextSeq = saved.nextSeq;
     this.queue = saved.queue;
+    this.layouts = saved.layouts; // [{task_id, layout}], oldest first
+    this.shown = saved.shown; // "task:response" -> signature of the last layout queued
+    this.layoutSending = false;
+    this.layoutTimer = null;
+    this.layoutAttempt = 0;
     this.handlers = [];
     if (listen) this.listen();
     this.on(window, "pagehide", () => this.beacon());
@@ -219,8 +317,10 @@ export class Recorder {
     this.timer = setInterval(() => {
       this.cut();
       this.pump();
+      this.pumpLayouts();
     }, batchMs);
     this.pump();
+    this.pumpLayouts();
   }
 
   // ---------------------------------------------------------------- public API
@@ -231,11 +331,17 @@ export class Recorder {
     this.taskId = taskId;
     this.responses = elements.map((element) => new ResponseText(element));
     this.record({ kind: "resize", value: `${window.innerWidth}x${window.innerHeight}` });
+    this.queueLayouts();
+    // Text drawn before a font arrived moves when it does: measure again then.
+    document.fonts?.ready?.then(() => {
+      if (this.taskId === taskId) this.remeasure();
+    });
   }
 
-  /** Re-measure the word boxes (after a layout change). */
+  /** Re-measure the word boxes (after a layout change) and upload them if they moved. */
   remeasure() {
     for (const response of this.responses) response.measure();
+    this.queueLayouts();
   }
 
   /**
@@ -264,24 +370,31 @@ export class Recorder {
     return sample;
   }
 
-  /** Resolves when every recorded sample is acknowledged by the server. */
+  /** Resolves when every recorded sample and every layout is acknowledged by the server. */
   flush() {
     this.cut();
     if (this.failure) return Promise.reject(this.failure);
     const done = new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
     this.settle();
     this.pump();
+    this.pumpLayouts();
     return done;
   }
 
-  /** Queued batches and samples not yet in a batch. */
+  /** Queued batches and layouts, and samples not yet in a batch. */
   pending() {
-    return { batches: this.queue.length, samples: this.buffer.length, nextSeq: this.nextSeq };
+    return {
+      batches: this.queue.length,
+      samples: this.buffer.length,
+      layouts: this.layouts.length,
+      nextSeq: this.nextSeq,
+    };
   }
 
   stop() {
     clearInterval(this.timer);
     clearTimeout(this.retryTimer);
+    clearTimeout(this.layoutTimer);
     for (const [target, type, handler, options] of this.handlers) {
       target.removeEventListener(type, handler, options);
     }
@@ -400,16 +513,24 @@ export class Recorder {
   load() {
     try {
       const saved = JSON.parse(sessionStorage.getItem(this.key) ?? "null");
-      if (saved && Number.isInteger(saved.nextSeq) && Array.isArray(saved.queue)) return saved;
+      if (saved && Number.isInteger(saved.nextSeq) && Array.isArray(saved.queue)) {
+        return {
+          nextSeq: saved.nextSeq,
+          queue: saved.queue,
+          layouts: Array.isArray(saved.layouts) ? saved.layouts : [],
+          shown: saved.shown && typeof saved.shown === "object" ? saved.shown : {},
+        };
+      }
     } catch {
       // A corrupt entry is as good as none: the server's 409 will tell the next number.
     }
-    return { nextSeq: 0, queue: [] };
+    return { nextSeq: 0, queue: [], layouts: [], shown: {} };
   }
 
   save() {
+    const state = { nextSeq: this.nextSeq, queue: this.queue, layouts: this.layouts, shown: this.shown };
     try {
-      sessionStorage.setItem(this.key, JSON.stringify({ nextSeq: this.nextSeq, queue: this.queue }));
+      sessionStorage.setItem(this.key, JSON.stringify(state));
     } catch (error) {
       console.warn("tacitly: cannot keep the upload queue in sessionStorage", error);
     }
@@ -491,8 +612,82 @@ export class Recorder {
 
   backoff(hintMs) {
     this.attempt += 1;
-    const base = Math.min(MAX_BACKOFF_MS, 250 * 2 ** Math.min(this.attempt, 8));
-    return Math.max(hintMs || 0, base * (0.75 + Math.random() * 0.5));
+    return backoffDelay(this.attempt, hintMs);
+  }
+
+  // ---------------------------------------------------------------- layouts
+
+  /** Queue each answer's word boxes, unless they equal the last ones queued for it. */
+  queueLayouts() {
+    if (this.taskId === null || this.taskId === undefined) return;
+    let queued = false;
+    for (const key of Object.keys(this.shown)) {
+      if (!key.startsWith(`${this.taskId}:`)) delete this.shown[key];
+    }
+    this.responses.forEach((response, i) => {
+      const shown = { width: response.size.width, height: response.size.height, words: response.boxes };
+      const signature = fingerprint(JSON.stringify(shown));
+      const key = `${this.taskId}:${i + 1}`;
+      if (this.shown[key] === signature) return;
+      this.shown[key] = signature;
+      this.layouts.push({ task_id: this.taskId, layout: { response: i + 1, epoch_ms: Date.now(), ...shown } });
+      queued = true;
+    });
+    if (!queued) return;
+    this.save();
+    this.pumpLayouts();
+  }
+
+  async pumpLayouts() {
+    if (this.layoutSending || this.layoutTimer || this.failure) return;
+    const item = this.layouts[0];
+    if (!item) {
+      this.settle();
+      return;
+    }
+    this.layoutSending = true;
+    let retryAfter = 0;
+    try {
+      const response = await fetch(`/api/tasks/${encodeURIComponent(item.task_id)}/layout`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", Authorization: `Bearer ${this.token}` },
+        body: JSON.stringify(item.layout),
+      });
+      const reply = await response.json().catch(() => ({}));
+      if (response.ok) {
+        this.layoutAttempt = 0;
+        this.stats.layouts += 1;
+        this.dropLayout(item);
+      } else if (response.status === 429 || response.status >= 500) {
+        this.layoutAttempt += 1;
+        retryAfter = backoffDelay(this.layoutAttempt, Number(response.headers.get("Retry-After")) * 1000);
+      } else if (response.status === 401) {
+        this.fail(new Error(`the server does not know this session (${reply.detail ?? 401})`));
+      } else {
+        console.warn(`tacitly: layout of task ${item.task_id} refused (${response.status}): ${reply.detail}`);
+        this.stats.layoutsDropped += 1;
+        this.dropLayout(item);
+      }
+    } catch {
+      this.layoutAttempt += 1;
+      retryAfter = backoffDelay(this.layoutAttempt, 0);
+    } finally {
+      this.layoutSending = false;
+    }
+    if (this.failure) return;
+    if (retryAfter) {
+      this.layoutTimer = setTimeout(() => {
+        this.layoutTimer = null;
+        this.pumpLayouts();
+      }, retryAfter);
+    } else {
+      this.pumpLayouts();
+    }
+  }
+
+  dropLayout(item) {
+    if (this.layouts[0] === item) this.layouts.shift();
+    this.save();
   }
 
   fail(error) {
@@ -503,16 +698,25 @@ export class Recorder {
 
   settle() {
     if (this.queue.length || this.buffer.length || this.sending) return;
+    if (this.layouts.length || this.layoutSending) return;
     for (const waiter of this.waiters.splice(0)) waiter.resolve(this.stats);
   }
 
   /** The page may be going away: send everything queued without waiting for answers. */
   beacon() {
     this.cut();
-    if (!this.queue.length || typeof navigator.sendBeacon !== "function") return;
-    const url = `/api/batches?token=${encodeURIComponent(this.token)}`;
-    for (const batch of this.queue) {
-      const blob = new Blob([JSON.stringify(batch)], { type: "text/plain" });
+    if (typeof navigator.sendBeacon !== "function") return;
+    const token = `token=${encodeURIComponent(this.token)}`;
+    const bodies = [
+      ...this.queue.map((batch) => [`/api/batches?${token}`, JSON.stringify(batch)]),
+      ...this.layouts.map((item) => [
+        `/api/tasks/${encodeURIComponent(item.task_id)}/layout?${token}`,
+        JSON.stringify(item.layout),
+      ]),
+    ];
+    for (const [url, body] of bodies) {
+      if (body.length > BEACON_BYTES) continue; // a long answer's layout waits for the next page
+      const blob = new Blob([body], { type: "text/plain" });
       if (!navigator.sendBeacon(url, blob)) break; // over the quota: the next page resends
       this.stats.beacons += 1;
     }
