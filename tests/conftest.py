@@ -7,6 +7,11 @@ from pathlib import Path
 
 import pytest
 
+# The doctest collector (--doctest-modules) would import every conftest.py under the one module
+# name "conftest", which clashes as soon as a subfolder's conftest was imported first; they hold
+# fixtures, not doctests.
+collect_ignore_glob = ["conftest.py", "*/conftest.py"]
+
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
