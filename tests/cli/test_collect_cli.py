@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from tacitly.cli import collect as cli_collect
 from tacitly.cli.app import app
-from tacitly.collect.protocol import Batch, Rating, Sample
+from tacitly.collect.protocol import Batch, Layout, Rating, Sample, WordBox
 from tacitly.collect.store import Store
 from tacitly.errors import InputError
 
@@ -60,6 +60,9 @@ def filled_db(tmp_path: Path) -> Path:
     store.rate_task(bob, t4, rating)
     _batch(store, bob, 0, t4, "mouse", "mouse")
     store.add_calibration(bob, precision=0.5, points=9, threshold=0.7)
+    # bob's left answer "a": one layout of one word box.
+    word = WordBox(index=0, text="a", char_start=0, char_end=1, left=1, top=2, width=8, height=16)
+    store.add_layout(bob, t4, Layout(response=1, epoch_ms=T0, width=300, height=200, words=[word]))
     store.create_session(participant=None)
     store.close()
     return path
@@ -83,6 +86,7 @@ def test_status_counts_every_kind_of_row(filled_db: Path) -> None:
     assert summary["tasks"] == {"total": 4, "rated": 2, "unrated": 2}
     assert summary["calibrations"] == {"total": 2, "passed": 1}
     assert summary["batches"] == 4
+    assert summary["layouts"] == {"total": 1, "word_boxes": 1}
     assert summary["samples"] == {
         "total": 9,
         "by_kind": {"click": 1, "gaze": 2, "mouse": 5, "scroll": 1},

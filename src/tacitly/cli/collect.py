@@ -181,9 +181,10 @@ def summarise(store: Store, *, recent: int = 20) -> dict[str, Any]:
     -------
     dict
         ``participants``, ``sessions`` / ``tasks`` / ``calibrations`` (each ``total`` and
-        ``finished`` / ``rated`` / ``passed``), ``batches``, ``samples`` (``total`` and
-        ``by_kind``), ``last_activity_ms`` and ``last_activity`` (ISO 8601, UTC; None for an
-        empty database), and ``recent_participants`` (one dict each).
+        ``finished`` / ``rated`` / ``passed``), ``batches``, ``layouts`` (``total`` and
+        ``word_boxes``), ``samples`` (``total`` and ``by_kind``), ``last_activity_ms`` and
+        ``last_activity`` (ISO 8601, UTC; None for an empty database), and
+        ``recent_participants`` (one dict each).
     """
     from sqlalchemy import func, select
     from sqlalchemy.orm import Session
@@ -192,9 +193,11 @@ def summarise(store: Store, *, recent: int = 20) -> dict[str, Any]:
         Calibration,
         Participant,
         StoredBatch,
+        StoredLayout,
         StoredSample,
         StudySession,
         Task,
+        WordBox,
     )
 
     with Session(store.engine) as db:
@@ -212,6 +215,8 @@ def summarise(store: Store, *, recent: int = 20) -> dict[str, Any]:
             func.count(Calibration.id), func.count(Calibration.id).filter(Calibration.passed)
         )
         batches = _count_rows(db, StoredBatch)
+        layouts = _count_rows(db, StoredLayout)
+        word_boxes = _count_rows(db, WordBox)
         by_kind = {
             str(kind): int(n)
             for kind, n in db.execute(
@@ -241,6 +246,7 @@ def summarise(store: Store, *, recent: int = 20) -> dict[str, Any]:
         "tasks": {"total": tasks, "rated": rated, "unrated": tasks - rated},
         "calibrations": {"total": calibrations, "passed": passed},
         "batches": batches,
+        "layouts": {"total": layouts, "word_boxes": word_boxes},
         "samples": {"total": sum(by_kind.values()), "by_kind": by_kind},
         "last_activity_ms": last,
         "last_activity": _iso(last),
@@ -330,6 +336,8 @@ def _print_summary(summary: dict[str, Any]) -> None:
     table.add_row("tasks", f"{tasks['total']:,} ({tasks['rated']:,} rated)")
     table.add_row("calibrations", f"{calibrations['total']:,} ({calibrations['passed']:,} passed)")
     table.add_row("batches", f"{summary['batches']:,}")
+    layouts = summary["layouts"]
+    table.add_row("layouts", f"{layouts['total']:,} ({layouts['word_boxes']:,} word boxes)")
     table.add_row("samples", f"{samples['total']:,}")
     for kind, n in samples["by_kind"].items():
         table.add_row(f"  {kind}", f"{n:,}")
