@@ -39,6 +39,14 @@ class EchoPairs:
         return GeneratedPair(asked, (f"left answer {index}", f"right answer {index}"))
 
 
+class WordPairs:
+    """Answers made of the word "word", so that a box at offset 5 * i holds "word"."""
+
+    def pair(self, question: str | None, *, index: int) -> GeneratedPair:
+        text = " ".join(["word"] * 400)
+        return GeneratedPair(question or f"question {index}", (text, text))
+
+
 def table_counts(store: Store) -> dict[str, int]:
     with store.engine.connect() as connection:
         return {
@@ -96,6 +104,17 @@ def client_for(study: StudyConfig, store: Store, **kwargs: Any) -> TestClient:
 def client(store: Store) -> Iterator[TestClient]:
     with client_for(default_study(), store) as client:
         yield client
+
+
+@pytest.fixture
+def word_client(store: Store) -> Iterator[TestClient]:
+    with client_for(default_study(), store, source=WordPairs()) as client:
+        yield client
+
+
+@pytest.fixture
+def word_token(word_client: TestClient) -> str:
+    return str(new_session(word_client)["token"])
 
 
 def new_session(client: TestClient, **fields: Any) -> dict[str, Any]:
@@ -528,11 +547,11 @@ def open_task(client: TestClient, token: str) -> int:
 
 
 def test_a_layout_is_stored_once_and_versioned(
-    client: TestClient, token: str, store: Store
+    word_client: TestClient, word_token: str, store: Store
 ) -> None:
-    task_id = open_task(client, token)
+    task_id = open_task(word_client, word_token)
     path = f"/api/tasks/{task_id}/layout"
-    first = client.post(path, json=layout(1, 3), headers=auth(token))
+    first = word_client.post(path, json=layout(1, 3), headers=auth(word_token))
     assert first.status_code == 200, first.text
     assert first.json() == {
         "task_id": task_id,
@@ -541,11 +560,13 @@ def test_a_layout_is_stored_once_and_versioned(
         "boxes": 3,
         "duplicate": False,
     }
-    retry = client.post(path, json=layout(1, 3, epoch_ms=1_700_000_000_500), headers=auth(token))
+    retry = word_client.post(
+        path, json=layout(1, 3, epoch_ms=1_700_000_000_500), headers=auth(word_token)
+    )
     assert retry.json() == {**first.json(), "duplicate": True}
     resized = layout(1, 3, width=480.0)
-    assert client.post(path, json=resized, headers=auth(token)).json()["version"] == 2
-    right = client.post(path, json=layout(2, 1), headers=auth(token)).json()
+    assert word_client.post(path, json=resized, headers=auth(word_token)).json()["version"] == 2
+    right = word_client.post(path, json=layout(2, 1), headers=auth(word_token)).json()
     assert (right["response"], right["version"], right["boxes"]) == (2, 1, 1)
     counts = table_counts(store)
     assert (counts["layouts"], counts["word_boxes"]) == (3, 7)
@@ -559,11 +580,11 @@ def test_a_layout_is_stored_once_and_versioned(
 
 
 def test_a_layout_by_beacon_with_the_token_in_the_query_is_stored(
-    client: TestClient, token: str, store: Store
+    word_client: TestClient, word_token: str, store: Store
 ) -> None:
-    task_id = open_task(client, token)
-    reply = client.post(
-        f"/api/tasks/{task_id}/layout?token={token}",
+    task_id = open_task(word_client, word_token)
+    reply = word_client.post(
+        f"/api/tasks/{task_id}/layout?token={word_token}",
         content=json.dumps(layout(2, 2)),
         headers={"Content-Type": "text/plain;charset=UTF-8"},
     )
@@ -572,19 +593,21 @@ def test_a_layout_by_beacon_with_the_token_in_the_query_is_stored(
 
 
 def test_a_layout_needs_a_token_and_a_task_of_the_session(
-    client: TestClient, token: str, store: Store
+    word_client: TestClient, word_token: str, store: Store
 ) -> None:
-    task_id = open_task(client, token)
-    other = new_session(client)["token"]
+    task_id = open_task(word_client, word_token)
+    other = new_session(word_client)["token"]
     before = table_counts(store)
     path = f"/api/tasks/{task_id}/layout"
     for headers in ({}, {"Authorization": "Bearer not-a-token"}):
-        reply = client.post(path, json=layout(), headers=headers)
+        reply = word_client.post(path, json=layout(), headers=headers)
         assert reply.status_code == 401, reply.text
         assert "token" in reply.json()["detail"]
-    reply = client.post(path, json=layout(), headers=auth(other))
+    reply = word_client.post(path, json=layout(), headers=auth(other))
     assert_rejected(reply, 404, f"task {task_id} is not a task of this session")
-    missing = client.post(f"/api/tasks/{task_id + 1000}/layout", json=layout(), headers=auth(token))
+    missing = word_client.post(
+        f"/api/tasks/{task_id + 1000}/layout", json=layout(), headers=auth(word_token)
+    )
     assert_rejected(missing, 404, f"task {task_id + 1000} is not a task of this session")
     assert table_counts(store) == before
 
@@ -609,49 +632,64 @@ def test_a_layout_needs_a_token_and_a_task_of_the_session(
     ],
 )
 def test_a_layout_outside_the_schema_is_refused(
-    client: TestClient, token: str, store: Store, change: Any, field: str
+    word_client: TestClient, word_token: str, store: Store, change: Any, field: str
 ) -> None:
-    task_id = open_task(client, token)
+    task_id = open_task(word_client, word_token)
     bad = layout(1, 3)
     change(bad)
-    reply = client.post(f"/api/tasks/{task_id}/layout", json=bad, headers=auth(token))
+    reply = word_client.post(f"/api/tasks/{task_id}/layout", json=bad, headers=auth(word_token))
     body = assert_rejected(reply, 422, f"field {field!r}")
     assert body["field"] == field
     assert table_counts(store)["layouts"] == 0
 
 
 def test_a_layout_body_is_not_a_number_in_disguise(
-    client: TestClient, token: str, store: Store
+    word_client: TestClient, word_token: str, store: Store
 ) -> None:
-    task_id = open_task(client, token)
+    task_id = open_task(word_client, word_token)
     # Python's JSON reader takes NaN and Infinity; the schema does not.
     for given, bad in (('"left": 0.0', '"left": NaN'), ('"top": 4.0', '"top": -Infinity')):
         body = json.dumps(layout(1, 1)).replace(given, bad)
         assert bad in body
-        reply = client.post(
+        reply = word_client.post(
             f"/api/tasks/{task_id}/layout",
             content=body,
-            headers={**auth(token), "Content-Type": "application/json"},
+            headers={**auth(word_token), "Content-Type": "application/json"},
         )
         assert_rejected(reply, 422, "finite number")
     assert table_counts(store)["layouts"] == 0
 
 
 def test_a_layout_over_its_size_limits_is_refused(
-    client: TestClient, token: str, store: Store
+    word_client: TestClient, word_token: str, store: Store
 ) -> None:
-    task_id = open_task(client, token)
+    task_id = open_task(word_client, word_token)
     path = f"/api/tasks/{task_id}/layout"
     many = layout(1, MAX_LAYOUT_BOXES + 1)
     assert len(json.dumps(many)) < MAX_LAYOUT_BYTES  # refused for its count, not its size
-    assert assert_rejected(client.post(path, json=many, headers=auth(token)), 422, "'words'")
+    assert assert_rejected(
+        word_client.post(path, json=many, headers=auth(word_token)), 422, "'words'"
+    )
     body = json.dumps(layout(1, 1)).encode()
     padded = body[:-1] + b" " * (MAX_LAYOUT_BYTES + 1 - len(body)) + b"}"
-    reply = client.post(
-        path, content=padded, headers={**auth(token), "Content-Type": "application/json"}
+    reply = word_client.post(
+        path, content=padded, headers={**auth(word_token), "Content-Type": "application/json"}
     )
     assert_rejected(reply, 413, f"at most {MAX_LAYOUT_BYTES}")
     assert table_counts(store)["layouts"] == 0
+
+
+def test_a_box_whose_text_is_not_the_answer_is_refused(
+    word_client: TestClient, word_token: str, store: Store
+) -> None:
+    task_id = open_task(word_client, word_token)
+    before = table_counts(store)
+    # "word" sits at 0–4 and 5–9; a box claiming "wore" at 5–9 does not match what was shown.
+    wrong = layout(1, 2)
+    wrong["words"][1] = word_box(1, 5, "wore")
+    reply = word_client.post(f"/api/tasks/{task_id}/layout", json=wrong, headers=auth(word_token))
+    assert_rejected(reply, 422, "field 'words.1.text': 'wore' is not the answer's characters 5–9")
+    assert table_counts(store) == before
 
 
 def test_the_layout_schema_limits() -> None:

@@ -35,6 +35,7 @@ from tacitly.collect.generators import GeneratedPair, GeneratorError, PairSource
 from tacitly.collect.protocol import (
     MAX_BATCH_BYTES,
     MAX_LAYOUT_BYTES,
+    MAX_WORD_TEXT,
     Batch,
     BatchAck,
     Calibration,
@@ -291,6 +292,10 @@ def create_app(study: StudyConfig, store: Store, *, source: PairSource | None = 
     async def layout(task_id: int, request: Request) -> JSONResponse:
         session_id = await run_in_threadpool(session_of, request)
         body = await _json_body(request, Layout, limit=MAX_LAYOUT_BYTES)
+        tasks = await run_in_threadpool(store.tasks, session_id)
+        task = next((task for task in tasks if task.id == task_id), None)
+        if task is not None:
+            _check_box_texts(body, task.response_1 if body.response == 1 else task.response_2)
         outcome = await run_in_threadpool(store.add_layout, session_id, task_id, body)
         if outcome is None:
             raise ApiError(404, f"task {task_id} is not a task of this session")
@@ -339,6 +344,20 @@ def create_app(study: StudyConfig, store: Store, *, source: PairSource | None = 
         return {"ok": True}
 
     return app
+
+
+def _check_box_texts(layout: Layout, answer: str) -> None:
+    """Every box must hold the answer's own characters at its offsets (code points, cut at
+    ``MAX_WORD_TEXT``), so that stored boxes always map back onto the text that was shown."""
+    for i, box in enumerate(layout.words):
+        expected = answer[box.char_start : box.char_end][:MAX_WORD_TEXT]
+        if box.text != expected:
+            raise ApiError(
+                422,
+                f"field 'words.{i}.text': {box.text[:40]!r} is not the answer's characters "
+                f"{box.char_start}–{box.char_end} ({expected[:40]!r})",
+                field=f"words.{i}.text",
+            )
 
 
 async def _json_body(request: Request, model: type[M], *, limit: int = MAX_BATCH_BYTES) -> M:
