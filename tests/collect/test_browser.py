@@ -266,8 +266,9 @@ def sweep(page: Any, selector: str) -> None:
 
 
 def wait_for_task(page: Any, previous: str | None) -> str:
+    # document.body is null for a moment while the consent page navigates to the task page.
     page.wait_for_function(
-        "(previous) => document.body.dataset.state === 'compare'"
+        "(previous) => document.body !== null && document.body.dataset.state === 'compare'"
         " && document.body.dataset.taskId !== previous",
         arg=previous,
     )
