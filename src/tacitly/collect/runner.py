@@ -14,7 +14,7 @@ from fastapi import FastAPI
 
 from tacitly.collect.server import create_app
 from tacitly.collect.store import Store, database_url
-from tacitly.collect.study import StudyConfig, default_study, load_study
+from tacitly.collect.study import default_study, load_study
 
 __all__ = ["app_from_environment", "serve"]
 
@@ -57,8 +57,8 @@ def serve(
     """
     import uvicorn
 
-    checked: StudyConfig = load_study(study) if study is not None else default_study()
-    del checked  # loaded once here so that a bad file fails before any worker starts
+    if study is not None:
+        load_study(study)  # a bad file fails here, before any worker starts
     url = database_url(db)
     Store(url).close()
     os.environ[STUDY_VARIABLE] = str(Path(study).resolve()) if study is not None else ""

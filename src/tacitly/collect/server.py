@@ -119,8 +119,10 @@ def create_app(study: StudyConfig, store: Store, *, source: PairSource | None = 
     limiter = RateLimiter(rate=study.limits.requests_per_s, burst=study.limits.burst)
     templates = Jinja2Templates(directory=str(TEMPLATES))
     task_lock = threading.Lock()
+    # Whether the pages load WebGazer: asked for by the study and installed (`make vendor`).
+    webgazer = study.recorder.webgazer and webgazer_path().is_file()
     policy = CONTENT_SECURITY_POLICY
-    if study.recorder.webgazer and webgazer_path().is_file():
+    if webgazer:
         # WebGazer's TensorFlow.js and face mesh compile code at run time; no inline script
         # is allowed either way, so participants' and generators' text still cannot run.
         policy = policy.replace(
@@ -156,7 +158,7 @@ def create_app(study: StudyConfig, store: Store, *, source: PairSource | None = 
                 f"{name}.html",
                 {
                     "study": study,
-                    "webgazer": study.recorder.webgazer and webgazer_path().is_file(),
+                    "webgazer": webgazer,
                 },
             )
 
@@ -187,7 +189,7 @@ def create_app(study: StudyConfig, store: Store, *, source: PairSource | None = 
             "ask": study.ask,
             "calibration": study.calibration.model_dump(),
             "recorder": study.recorder.model_dump(),
-            "webgazer": study.recorder.webgazer and webgazer_path().is_file(),
+            "webgazer": webgazer,
             "max_batch_bytes": MAX_BATCH_BYTES,
         }
 
@@ -208,7 +210,7 @@ def create_app(study: StudyConfig, store: Store, *, source: PairSource | None = 
             participant_id=participant_id,
             token=token,
             calibration=study.calibration.enabled,
-            webgazer=study.recorder.webgazer and webgazer_path().is_file(),
+            webgazer=webgazer,
         )
 
     @app.post("/api/calibration")
@@ -292,10 +294,10 @@ def create_app(study: StudyConfig, store: Store, *, source: PairSource | None = 
     async def layout(task_id: int, request: Request) -> JSONResponse:
         session_id = await run_in_threadpool(session_of, request)
         body = await _json_body(request, Layout, limit=MAX_LAYOUT_BYTES)
-        tasks = await run_in_threadpool(store.tasks, session_id)
-        task = next((task for task in tasks if task.id == task_id), None)
-        if task is not None:
-            _check_box_texts(body, task.response_1 if body.response == 1 else task.response_2)
+        task = await run_in_threadpool(store.task, session_id, task_id)
+        if task is None:
+            raise ApiError(404, f"task {task_id} is not a task of this session")
+        _check_box_texts(body, task.response_1 if body.response == 1 else task.response_2)
         outcome = await run_in_threadpool(store.add_layout, session_id, task_id, body)
         if outcome is None:
             raise ApiError(404, f"task {task_id} is not a task of this session")

@@ -239,17 +239,19 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def batch_digest(batch: Batch) -> str:
-    body = json.dumps(batch.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+def _json_digest(data: Any) -> str:
+    body = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(body.encode()).hexdigest()
+
+
+def batch_digest(batch: Batch) -> str:
+    return _json_digest(batch.model_dump(mode="json"))
 
 
 def layout_digest(layout: Layout) -> str:
     """The digest of what a layout shows (its boxes and box size), not of when it was measured,
     so that the same layout measured again is recognised."""
-    shown = layout.model_dump(mode="json", exclude={"epoch_ms"})
-    body = json.dumps(shown, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(body.encode()).hexdigest()
+    return _json_digest(layout.model_dump(mode="json", exclude={"epoch_ms"}))
 
 
 def now_ms() -> int:
@@ -453,6 +455,11 @@ class Store:
                     select(Task).where(Task.session_id == session_id).order_by(Task.position)
                 )
             )
+
+    def task(self, session_id: str, task_id: int) -> Task | None:
+        """One task of this session, or None when the session has no such task."""
+        with Session(self.engine) as db:
+            return db.scalar(select(Task).where(Task.id == task_id, Task.session_id == session_id))
 
     def add_task(
         self,
