@@ -10,6 +10,7 @@ import pytest
 
 from tacitly.errors import InputError
 from tacitly.rewards.behavior import (
+    TUNING_GRIDS,
     BehaviorRewardConfig,
     BehaviorRewardModel,
     cross_validate,
@@ -92,6 +93,39 @@ def test_calibration_slope_is_fitted_and_keeps_the_ranking() -> None:
     assert raw.slope == 1.0 and calibrated.slope != 1.0
     p_raw, p_cal = raw.predict_proba(table), calibrated.predict_proba(table)
     np.testing.assert_array_equal(np.argsort(p_raw), np.argsort(p_cal))
+
+
+def test_tuning_regularises_noise_and_frees_a_strong_signal() -> None:
+    table = _table(240)
+    noise = BehaviorRewardModel(
+        BehaviorRewardConfig(model="lr", feature_set="mouse", tune=True)
+    ).fit(table)
+    strong = table.with_columns(
+        gaze_share_diff=(pl.col("label") * 2.0 - 1.0) * 3.0 + pl.col("mouse_share_diff") * 0.3
+    )
+    free = BehaviorRewardModel(BehaviorRewardConfig(model="lr", feature_set="gaze", tune=True)).fit(
+        strong
+    )
+    smallest = TUNING_GRIDS["lr"][0]["C"]
+    # A feature unrelated to the label is best shrunk to nothing; a clean one is not.
+    assert noise.params == {"C": smallest}
+    assert free.params["C"] >= 0.1
+    assert [row["C"] for row in free.tuning] == [c["C"] for c in TUNING_GRIDS["lr"]]
+    losses = [row["log_loss"] for row in free.tuning]
+    assert free.tuning[int(np.argmin(losses))]["C"] == free.params["C"]
+
+
+@pytest.mark.parametrize("kind", [pytest.param(k, id=k) for k in ("rf", "lgbm")])
+def test_tuning_tree_models_picks_a_candidate_and_survives_save(kind: str, tmp_path: Path) -> None:
+    table = _table()
+    model = BehaviorRewardModel(
+        BehaviorRewardConfig(model=kind, feature_set="gaze", tune=True, n_estimators=40)
+    ).fit(table)
+    assert model.params in [dict(c) for c in TUNING_GRIDS[kind]]
+    assert len(model.tuning) == len(TUNING_GRIDS[kind])
+    loaded = BehaviorRewardModel.load(model.save(tmp_path / kind))
+    assert loaded.params == model.params and loaded.tuning == model.tuning
+    np.testing.assert_allclose(loaded.predict_proba(table), model.predict_proba(table))
 
 
 def test_unlabelled_rows_are_skipped_in_training() -> None:

@@ -69,13 +69,18 @@ def _table(source: Path, *, embeddings: bool) -> pl.DataFrame:
 
 
 def _config(
-    model: ModelKind, features: FeatureSet, seed: int, worker_standardize: bool
+    model: ModelKind,
+    features: FeatureSet,
+    seed: int,
+    worker_standardize: bool,
+    tune: bool = False,
 ) -> BehaviorRewardConfig:
     return BehaviorRewardConfig(
         model=model.value,
         feature_set=features.value,
         seed=seed,
         worker_standardize=worker_standardize,
+        tune=tune,
     )
 
 
@@ -92,6 +97,13 @@ _Model = Annotated[
 ]
 _Features = Annotated[FeatureSet, typer.Option(help="Feature set (text = text-only baseline).")]
 _Seed = Annotated[int, typer.Option(help="Seed of the model and the folds.")]
+_Tune = Annotated[
+    bool,
+    typer.Option(
+        help="Choose the model's regularisation by worker-grouped cross-validation inside "
+        "the training rows (nested: test rows never take part)."
+    ),
+]
 _Standardize = Annotated[
     bool,
     typer.Option(help="Rescale behaviour features per worker from the worker's own rows."),
@@ -127,12 +139,13 @@ def train_command(
     features: _Features = FeatureSet.all,
     seed: _Seed = 0,
     worker_standardize: _Standardize = False,
+    tune: _Tune = False,
     plot: Annotated[
         Path | None, typer.Option(help="Also save a feature-importance PNG here.")
     ] = None,
 ) -> None:
     """Train a behaviour reward model on every labelled question and save it."""
-    config = _config(model, features, seed, worker_standardize)
+    config = _config(model, features, seed, worker_standardize, tune)
     table = _table(source, embeddings=_needs_embeddings(config.feature_set))
     fitted = BehaviorRewardModel(config).fit(table)
     fitted.save(output)
@@ -200,6 +213,7 @@ def eval_command(
     features: _Features = FeatureSet.all,
     seed: _Seed = 0,
     worker_standardize: _Standardize = False,
+    tune: _Tune = False,
     ablation: Annotated[
         bool,
         typer.Option(help="Cross-validate every model × feature set under both protocols (slow)."),
@@ -209,7 +223,7 @@ def eval_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Evaluate: --train/--test on disjoint workers, else worker-grouped and plain k-fold."""
-    config = _config(model, features, seed, worker_standardize)
+    config = _config(model, features, seed, worker_standardize, tune)
     if (train is None) != (test is None):
         raise InputError("give --train and --test together", field="--train/--test")
     if train is not None and test is not None:
@@ -269,6 +283,7 @@ def label_command(
     model: _Model = ModelKind.rf,
     features: _Features = FeatureSet.all,
     seed: _Seed = 0,
+    tune: _Tune = False,
     folds: Annotated[int, typer.Option(help="Worker-grouped folds for out-of-fold labels.")] = 5,
 ) -> None:
     """Write DPO preference rows whose weight is the model's confidence in its choice."""
@@ -277,7 +292,7 @@ def label_command(
         table = _table(source, embeddings=fitted.needs_embeddings)
         probabilities: Any = fitted.predict_proba(table)
     else:
-        config = _config(model, features, seed, False)
+        config = _config(model, features, seed, False, tune)
         table = _table(source, embeddings=_needs_embeddings(config.feature_set))
         run = cross_validate(table, config, protocol="grouped", n_splits=folds, seeds=(seed,))
         by_query = dict(zip(run.query_ids, run.mean_probability.tolist(), strict=True))

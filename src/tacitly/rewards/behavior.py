@@ -25,6 +25,13 @@ Calibration (``calibrate=True``).
     fitted on out-of-fold predictions of the training rows (worker-grouped folds inside the
     training set), so the test rows never touch it. It is monotone, so accuracy and AUC do not
     change; Brier score and the reliability table do.
+Tuning (``tune=True``, off by default).
+    The regularisation (LR: ``C``; random forest: leaf size; LightGBM: leaves and leaf size) is
+    chosen from :data:`TUNING_GRIDS` by the log loss of out-of-fold predictions from
+    worker-grouped folds inside the training rows, so under :func:`cross_validate` it is nested
+    and the test fold never takes part. The winner's out-of-fold predictions also fit the
+    calibration slope. The choice and every candidate's loss are kept in ``params`` and
+    ``tuning`` and saved with the model.
 Per-worker standardisation (``worker_standardize``, off by default).
     Behaviour features can be rescaled per worker from that worker's own rows (features only,
     never labels): side measures and symmetric measures are centred and scaled by the
@@ -77,6 +84,7 @@ from tacitly.signals.behavior.table import TEXT_COLUMNS, feature_columns
 __all__ = [
     "FEATURE_SETS",
     "MODEL_KINDS",
+    "TUNING_GRIDS",
     "BehaviorRewardConfig",
     "BehaviorRewardModel",
     "CrossValidation",
@@ -114,6 +122,23 @@ FEATURE_SETS: dict[str, tuple[tuple[str, ...], bool]] = {
 ``text`` is the text-only baseline, ``gaze``/``mouse`` the single-modality ablations,
 ``behavior`` both modalities without text, ``all`` behaviour plus text."""
 
+_DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
+    "rf": {"min_samples_leaf": 3},
+    "lgbm": {"num_leaves": 8, "min_child_samples": 15},
+    "lr": {"C": 0.05},
+}
+TUNING_GRIDS: dict[str, tuple[dict[str, Any], ...]] = {
+    "lr": tuple({"C": c} for c in (0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3)),
+    "rf": tuple({"min_samples_leaf": k} for k in (30, 10, 3, 1)),
+    "lgbm": (
+        {"num_leaves": 4, "min_child_samples": 40},
+        {"num_leaves": 8, "min_child_samples": 40},
+        {"num_leaves": 8, "min_child_samples": 15},
+        {"num_leaves": 16, "min_child_samples": 15},
+    ),
+}
+"""Candidates tried by ``tune=True``, most regularised first (the first wins a tie)."""
+
 _EMBED_PREFIX = "emb_"
 _CONFIG_FILE = "config.json"
 _MODEL_FILE = "model.joblib"
@@ -145,6 +170,13 @@ class BehaviorRewardConfig:
         },
     )
     n_estimators: int = field(default=500, metadata={"help": "Trees (rf, lgbm)."})
+    tune: bool = field(
+        default=False,
+        metadata={
+            "help": "Choose the regularisation (lr: C; rf: leaf size; lgbm: leaves and leaf "
+            "size) by worker-grouped cross-validation inside the training rows."
+        },
+    )
     seed: int = field(default=0, metadata={"help": "Seed of the model's randomness."})
     text_model: str = field(
         default="lr", metadata={"help": "blend: model of the text part (rf, lgbm or lr)."}
@@ -424,13 +456,17 @@ def _zscore(values: FloatArray, reference: FloatArray) -> FloatArray:
     return centred / scale if scale > 0 else centred
 
 
-def _estimator(config: BehaviorRewardConfig, seed: int) -> Any:
+def _estimator(
+    config: BehaviorRewardConfig, seed: int, params: Mapping[str, Any] | None = None
+) -> Any:
+    """The untrained estimator of ``config.model`` with the defaults overridden by ``params``."""
+    chosen = {**_DEFAULT_PARAMS[config.model], **(params or {})}
     if config.model == "rf":
         from sklearn.ensemble import RandomForestClassifier
 
         return RandomForestClassifier(
             n_estimators=config.n_estimators,
-            min_samples_leaf=3,
+            min_samples_leaf=chosen["min_samples_leaf"],
             max_features="sqrt",
             n_jobs=1,
             random_state=seed,
@@ -441,8 +477,8 @@ def _estimator(config: BehaviorRewardConfig, seed: int) -> Any:
         return LGBMClassifier(
             n_estimators=config.n_estimators // 2,
             learning_rate=0.02,
-            num_leaves=8,
-            min_child_samples=15,
+            num_leaves=chosen["num_leaves"],
+            min_child_samples=chosen["min_child_samples"],
             subsample=0.8,
             subsample_freq=1,
             colsample_bytree=0.5,
@@ -459,7 +495,7 @@ def _estimator(config: BehaviorRewardConfig, seed: int) -> Any:
     return make_pipeline(
         SimpleImputer(strategy="median", keep_empty_features=True),
         StandardScaler(),
-        LogisticRegression(C=0.05, max_iter=2000),
+        LogisticRegression(C=chosen["C"], max_iter=2000),
     )
 
 
@@ -489,6 +525,8 @@ class BehaviorRewardModel:
         self.estimator: Any = None
         self.pca: Any = None
         self.slope = 1.0
+        self.params: dict[str, Any] = {}
+        self.tuning: list[dict[str, Any]] = []
         self.n_train = 0
         self.parts: list[BehaviorRewardModel] = []
         self.weights: FloatArray = np.zeros(0)
@@ -536,13 +574,19 @@ class BehaviorRewardModel:
 
     # ---- fit / predict -------------------------------------------------------------------
 
-    def _fit_raw(self, matrix: FloatArray, labels: FloatArray, seed: int) -> Any:
+    def _fit_raw(
+        self,
+        matrix: FloatArray,
+        labels: FloatArray,
+        seed: int,
+        params: Mapping[str, Any] | None = None,
+    ) -> Any:
         layout = self._full_layout()
         x, y = matrix, labels
         if self.config.mirror:
             x = np.vstack([matrix, layout.mirror(matrix)])
             y = np.concatenate([labels, 1.0 - labels])
-        estimator = _estimator(self.config, seed)
+        estimator = _estimator(self.config, seed, self.params if params is None else params)
         estimator.fit(x, y.astype(int))
         return estimator
 
@@ -583,23 +627,51 @@ class BehaviorRewardModel:
         self.pca = None
         matrix = self._design(labelled, fit=True)
         labels = labelled["label"].to_numpy().astype(np.float64)
+        self.params, self.tuning, oof = {}, [], None
+        if self.config.tune:
+            oof = self._tune(labelled, matrix, labels)
         self.estimator = self._fit_raw(matrix, labels, self.config.seed)
         self.slope = 1.0
         if self.config.calibrate:
-            self.slope = self._calibration_slope(labelled, matrix, labels)
+            if oof is None:
+                oof = self._inner_predictions(labelled, matrix, labels, self.params)
+            self.slope = _symmetric_platt(oof, labels)
         self.n_train = labelled.height
         return self
 
-    def _calibration_slope(
-        self, labelled: pl.DataFrame, matrix: FloatArray, labels: FloatArray
-    ) -> float:
+    def _inner_predictions(
+        self,
+        labelled: pl.DataFrame,
+        matrix: FloatArray,
+        labels: FloatArray,
+        params: Mapping[str, Any],
+    ) -> FloatArray:
+        """Out-of-fold raw probabilities from worker-grouped folds inside the training rows."""
         oof = np.full(len(labels), 0.5)
         for train, test in _inner_splits(labelled, self.config.calibration_folds):
             if len(np.unique(labels[train])) < 2:
                 continue
-            estimator = self._fit_raw(matrix[train], labels[train], self.config.seed + 1)
+            estimator = self._fit_raw(matrix[train], labels[train], self.config.seed + 1, params)
             oof[test] = self._raw_proba(estimator, matrix[test])
-        return _symmetric_platt(oof, labels)
+        return oof
+
+    def _tune(self, labelled: pl.DataFrame, matrix: FloatArray, labels: FloatArray) -> FloatArray:
+        """Pick the candidate of :data:`TUNING_GRIDS` with the lowest inner out-of-fold log loss.
+
+        Log loss rather than accuracy: on a few hundred questions accuracy moves in steps of
+        one question and ties often, while log loss also rewards confidence where it is due.
+        Returns the winner's out-of-fold predictions (the calibration reuses them).
+        """
+        best: tuple[float, dict[str, Any], FloatArray] | None = None
+        for candidate in TUNING_GRIDS[self.config.model]:
+            oof = self._inner_predictions(labelled, matrix, labels, candidate)
+            loss = _log_loss(labels, oof)
+            self.tuning.append({**candidate, "log_loss": loss})
+            if best is None or loss < best[0] - 1e-12:
+                best = (loss, dict(candidate), oof)
+        assert best is not None
+        self.params = best[1]
+        return best[2]
 
     # ---- blend ---------------------------------------------------------------------------
 
@@ -737,6 +809,8 @@ class BehaviorRewardModel:
             "columns": self.layout.columns,
             "embedding_diffs": self.layout.embedding_diffs,
             "slope": self.slope,
+            "params": self.params,
+            "tuning": self.tuning,
             "n_train": self.n_train,
             "sklearn_version": sklearn.__version__,
         }
@@ -790,6 +864,8 @@ class BehaviorRewardModel:
                 columns=list(meta["columns"]), embedding_diffs=list(meta["embedding_diffs"])
             )
             model.slope = float(meta["slope"])
+            model.params = dict(meta.get("params", {}))
+            model.tuning = list(meta.get("tuning", []))
             model.n_train = int(meta["n_train"])
         except (KeyError, TypeError, ValueError) as error:
             raise InputError(f"unreadable config: {error}", source=config_file) from error
@@ -863,6 +939,11 @@ def _blend_weights(logits: FloatArray, labels: FloatArray, *, how: str) -> Float
     stacker = LogisticRegression(fit_intercept=False, C=1.0, max_iter=1000)
     stacker.fit(logits, labels.astype(int))
     return np.asarray(stacker.coef_[0], dtype=np.float64)
+
+
+def _log_loss(labels: FloatArray, p: FloatArray) -> float:
+    clipped = np.clip(p, _PROBA_CLIP, 1.0 - _PROBA_CLIP)
+    return float(-np.mean(labels * np.log(clipped) + (1.0 - labels) * np.log(1.0 - clipped)))
 
 
 def _logit(p: FloatArray) -> FloatArray:
