@@ -135,11 +135,11 @@ def features_command(
 def train_command(
     source: Annotated[Path, typer.Argument(help="IFllm-layout folder or feature table.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Model folder to write.")],
-    model: _Model = ModelKind.rf,
+    model: _Model = ModelKind.lgbm,
     features: _Features = FeatureSet.all,
     seed: _Seed = 0,
     worker_standardize: _Standardize = False,
-    tune: _Tune = False,
+    tune: _Tune = True,
     plot: Annotated[
         Path | None, typer.Option(help="Also save a feature-importance PNG here.")
     ] = None,
@@ -209,11 +209,11 @@ def eval_command(
         Path | None, typer.Option(help="Train on this folder (with --test): held-out workers.")
     ] = None,
     test: Annotated[Path | None, typer.Option(help="Test on this folder (with --train).")] = None,
-    model: _Model = ModelKind.rf,
+    model: _Model = ModelKind.lgbm,
     features: _Features = FeatureSet.all,
     seed: _Seed = 0,
     worker_standardize: _Standardize = False,
-    tune: _Tune = False,
+    tune: _Tune = True,
     ablation: Annotated[
         bool,
         typer.Option(help="Cross-validate every model × feature set under both protocols (slow)."),
@@ -280,10 +280,10 @@ def label_command(
         Path | None,
         typer.Option("--model-dir", help="A trained model; without it, out-of-fold labels."),
     ] = None,
-    model: _Model = ModelKind.rf,
+    model: _Model = ModelKind.lgbm,
     features: _Features = FeatureSet.all,
     seed: _Seed = 0,
-    tune: _Tune = False,
+    tune: _Tune = True,
     folds: Annotated[int, typer.Option(help="Worker-grouped folds for out-of-fold labels.")] = 5,
 ) -> None:
     """Write DPO preference rows whose weight is the model's confidence in its choice."""

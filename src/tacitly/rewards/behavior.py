@@ -25,7 +25,7 @@ Calibration (``calibrate=True``).
     fitted on out-of-fold predictions of the training rows (worker-grouped folds inside the
     training set), so the test rows never touch it. It is monotone, so accuracy and AUC do not
     change; Brier score and the reliability table do.
-Tuning (``tune=True``, off by default).
+Tuning (``tune=True``, the default).
     The regularisation (LR: ``C``; random forest: leaf size; LightGBM: leaves and leaf size) is
     chosen from :data:`TUNING_GRIDS` by the log loss of out-of-fold predictions from
     worker-grouped folds inside the training rows, so under :func:`cross_validate` it is nested
@@ -131,6 +131,9 @@ TUNING_GRIDS: dict[str, tuple[dict[str, Any], ...]] = {
     "lr": tuple({"C": c} for c in (0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3)),
     "rf": tuple({"min_samples_leaf": k} for k in (30, 10, 3, 1)),
     "lgbm": (
+        {"num_leaves": 2, "min_child_samples": 80},
+        {"num_leaves": 2, "min_child_samples": 40},
+        {"num_leaves": 4, "min_child_samples": 80},
         {"num_leaves": 4, "min_child_samples": 40},
         {"num_leaves": 8, "min_child_samples": 40},
         {"num_leaves": 8, "min_child_samples": 15},
@@ -149,7 +152,7 @@ _PROBA_CLIP = 1e-6
 class BehaviorRewardConfig:
     """Settings of a behaviour reward model; saved as ``config.json`` next to the model."""
 
-    model: str = field(default="rf", metadata={"help": "rf, lgbm, lr or blend."})
+    model: str = field(default="lgbm", metadata={"help": "rf, lgbm, lr or blend."})
     feature_set: str = field(default="all", metadata={"help": "A key of FEATURE_SETS."})
     n_components: int = field(
         default=16, metadata={"help": "PCA components of the answers' embedding difference."}
@@ -171,7 +174,7 @@ class BehaviorRewardConfig:
     )
     n_estimators: int = field(default=500, metadata={"help": "Trees (rf, lgbm)."})
     tune: bool = field(
-        default=False,
+        default=True,
         metadata={
             "help": "Choose the regularisation (lr: C; rf: leaf size; lgbm: leaves and leaf "
             "size) by worker-grouped cross-validation inside the training rows."
@@ -505,7 +508,8 @@ class BehaviorRewardModel:
     Parameters
     ----------
     config:
-        The settings (default: ``BehaviorRewardConfig()``, a random forest on all features).
+        The settings (default: ``BehaviorRewardConfig()``, LightGBM on all features with its
+        regularisation tuned inside the training rows).
 
     Examples
     --------
