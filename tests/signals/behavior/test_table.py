@@ -182,3 +182,29 @@ def test_feature_groups_select_by_prefix() -> None:
     )
     assert feature_columns(table, ("gaze",)) == ["gaze_a_1"]
     assert feature_columns(table, ("prev_gaze", "mouse")) == ["prev_gaze_x_diff", "mouse_b"]
+
+
+def test_the_shared_subset_builds_whole(shared_data: Path) -> None:
+    folder = shared_data / "ifllm"
+    queries = pl.read_csv(folder / "query_logs_table.csv", infer_schema_length=10_000)
+    pairwise = queries.filter(
+        pl.col("llm_response_2").is_not_null() & (pl.col("llm_response_2") != "")
+    )
+    with pytest.warns(UserWarning):
+        table = build_feature_table(folder)
+    # One row per side-by-side question of the query log, labels only where a preference was
+    # given (1 = left, 2 = right), and every trace column within its physical range.
+    assert table.height == pairwise.height == 568
+    expected = pairwise.select(
+        "query_ID", pl.col("preference").replace_strict({1.0: 1.0, 2.0: 0.0}, default=None)
+    ).sort("query_ID")
+    got = table.select("query_ID", "label").sort("query_ID")
+    assert got["label"].to_list() == expected["preference"].to_list()
+    assert table["label"].is_not_null().sum() == 544
+    engaged = [c for c in table.columns if "_engaged" in c and not c.endswith("_diff")]
+    for name in [*engaged, "gaze_coverage_1", "mouse_coverage_2"]:
+        values = table[name].drop_nulls()
+        assert values.min() >= 0.0, name
+    for name in ("gaze_coverage_1", "gaze_coverage_2", "mouse_share_diff"):
+        values = table[name].drop_nulls()
+        assert values.max() <= 1.0 and values.min() >= -1.0, name
