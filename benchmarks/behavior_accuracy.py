@@ -57,6 +57,11 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--trees", type=int, default=500, help="n_estimators of rf and lgbm")
     parser.add_argument("--models", nargs="+", default=["rf", "lgbm", "lr"])
     parser.add_argument("--markdown", type=Path, help="Also write the table here.")
+    parser.add_argument(
+        "--univariate-only",
+        action="store_true",
+        help="Print only the single-feature AUCs (how much attention restates length).",
+    )
     return parser.parse_args()
 
 
@@ -65,6 +70,30 @@ def _table(folder: Path) -> pl.DataFrame:
         warnings.simplefilter("ignore")
         table = build_feature_table(folder)
     return table.join(embedding_features(table), on="query_ID", how="left")
+
+
+PROBES = (
+    "text_chars_diff",
+    "text_words_diff",
+    "gaze_share_diff",
+    "mouse_share_diff",
+    "gaze_excess_share_diff",
+    "mouse_excess_share_diff",
+)
+"""Balances whose AUC alone shows that attention share mostly restates the length balance."""
+
+
+def _univariate(labelled: pl.DataFrame) -> dict[str, dict[str, float]]:
+    from sklearn.metrics import roc_auc_score
+
+    result = {}
+    for name in PROBES:
+        known = labelled.filter(pl.col(name).is_not_null() & pl.col(name).is_not_nan())
+        result[name] = {
+            "auc": round(float(roc_auc_score(known["label"], known[name])), 3),
+            "n": known.height,
+        }
+    return result
 
 
 def _plan(models: list[str]) -> list[tuple[str, str, str, bool]]:
@@ -149,6 +178,9 @@ def main() -> None:
         .to_series()
         .to_numpy()
     )
+    print(json.dumps({"univariate_auc": _univariate(labelled)}), flush=True)
+    if args.univariate_only:
+        return
     runs: dict[tuple[str, str, str, bool], CrossValidation] = {}
     rows = []
     for key in _plan(args.models):

@@ -216,7 +216,10 @@ def eval_command(
     tune: _Tune = True,
     ablation: Annotated[
         bool,
-        typer.Option(help="Cross-validate every model × feature set under both protocols (slow)."),
+        typer.Option(
+            help="Cross-validate every model × feature set under both protocols (slow: tens of "
+            "minutes on 2 cores with --no-tune, hours with --tune)."
+        ),
     ] = False,
     seeds: Annotated[int, typer.Option(help="Repetitions of the cross-validation.")] = 3,
     folds: Annotated[int, typer.Option(help="Folds of the cross-validation.")] = 5,

@@ -47,10 +47,11 @@ Blend (``model="blend"``).
     test fold never touches them); ``blend_weights="mean"`` instead gives both parts one shared
     weight. The stack is itself a calibration, so ``calibrate`` does not apply. Feature sets
     without text (or without behaviour) give a one-part blend: that part with a fitted slope.
-    On the shared IFllm subset (544 questions, 45 workers; grouped 5-fold, seeds 0-2) it was
-    not better than LightGBM on all features or LR on text alone (all within 0.61-0.62; see
-    the ablation in the issue), because the behaviour logits correlate 0.45-0.6 with the text
-    logits: much of where people look restates how long the answers are.
+    On the shared IFllm subset (544 questions, 44 workers; grouped 5-fold, seeds 0-2) it was
+    not better than tuned LightGBM on all features or LR on text alone (see
+    ``benchmarks/behavior_accuracy.py`` and ``docs/behavior.md``), because the behaviour
+    logits correlate 0.45-0.6 with the text logits: much of where people look restates how
+    long the answers are.
 Side columns (``side_columns``).
     ``False`` drops the per-answer (``_1``/``_2``) behaviour columns and keeps differences and
     symmetric measures (text columns are kept whole).
