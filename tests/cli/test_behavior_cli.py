@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import tarfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +15,7 @@ import pytest
 
 from cli_testing import CliCaller
 from tacitly.cli.behavior import behavior_app
+from tacitly.signals.behavior import build_feature_table, split_by_worker
 
 T0 = dt.datetime(2025, 4, 23, 22, 0, 0, tzinfo=dt.UTC)
 HEADER = [
@@ -153,3 +156,74 @@ def test_out_of_fold_labels_without_a_model(folders: tuple[Path, Path], tmp_path
 def test_eval_needs_train_and_test_together(folders: tuple[Path, Path]) -> None:
     error = cli.input_error("eval", "--train", folders[0])
     assert "together" in str(error)
+
+
+def _features(folder: Path) -> pl.DataFrame:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = build_feature_table(folder)
+    return table.sort("query_ID")
+
+
+def test_split_keeps_each_worker_whole_and_every_feature(
+    folders: tuple[Path, Path], tmp_path: Path
+) -> None:
+    source = folders[0]
+    cli.output("split", source, "-o", tmp_path / "split", "--test-share", "0.25", "--seed", "3")
+    train, test = tmp_path / "split" / "train", tmp_path / "split" / "test"
+    sides = {
+        name: pl.read_csv(path / "query_logs_table.csv")
+        for name, path in (("train", train), ("test", test))
+    }
+    workers = {name: set(log["user_id"].to_list()) for name, log in sides.items()}
+    assert not workers["train"] & workers["test"]
+    assert workers["train"] | workers["test"] == {f"worker_t{i}" for i in range(14)}
+    # 4 questions per worker: the first worker set reaching 25% of 56 questions is 4 workers.
+    assert sides["test"].height == 16 and sides["train"].height == 40
+    whole = _features(source)
+    parts = pl.concat([_features(train), _features(test)]).sort("query_ID")
+    assert parts.equals(whole)
+    result = json.loads(
+        cli.output("eval", "--train", train, "--test", test, "--model", "lr", "--json")
+        .strip()
+        .splitlines()[-1]
+    )
+    assert result["n"] == 16
+
+
+def test_split_reads_the_archive_like_the_folder(
+    folders: tuple[Path, Path], tmp_path: Path
+) -> None:
+    source = tmp_path / "packed"
+    source.mkdir()
+    (source / "query_logs_table.csv").write_bytes(
+        (folders[0] / "query_logs_table.csv").read_bytes()
+    )
+    with tarfile.open(source / "user_behavior.tar.gz", "w:gz") as archive:
+        archive.add(folders[0] / "user_behavior", arcname="user_behavior")
+    from_archive = split_by_worker(source, tmp_path / "a", seed=5)
+    from_folder = split_by_worker(folders[0], tmp_path / "b", seed=5)
+    assert from_archive.workers == from_folder.workers
+    assert (
+        from_archive.trace_files
+        == from_folder.trace_files
+        == {side: 5 * len(from_folder.workers[side]) for side in ("train", "test")}
+    )
+    assert _features(from_archive.test).equals(_features(from_folder.test))
+
+
+def test_split_refuses_bad_input(folders: tuple[Path, Path], tmp_path: Path) -> None:
+    error = cli.input_error("split", folders[0], "-o", tmp_path / "x", "--test-share", "1")
+    assert "test_share" in str(error)
+    lonely = tmp_path / "lonely"
+    lonely.mkdir()
+    log = pl.read_csv(folders[0] / "query_logs_table.csv").filter(pl.col("user_id") == "worker_t0")
+    log.write_csv(lonely / "query_logs_table.csv")
+    assert "at least two workers" in str(cli.input_error("split", lonely, "-o", tmp_path / "y"))
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    lines = (folders[0] / "query_logs_table.csv").read_text().splitlines()
+    lines[3] = lines[3] + ",extra"
+    (broken / "query_logs_table.csv").write_text("\n".join(lines) + "\n")
+    message = str(cli.input_error("split", broken, "-o", tmp_path / "z"))
+    assert "row 3" in message and "14 fields" in message and "13 fields" in message

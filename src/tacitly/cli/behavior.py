@@ -27,7 +27,7 @@ from tacitly.rewards.behavior import (
     preference_rows,
     reliability_table,
 )
-from tacitly.signals.behavior import build_feature_table
+from tacitly.signals.behavior import build_feature_table, split_by_worker
 
 behavior_app = typer.Typer(
     help="Implicit behaviour (IFllm): trace features, preference models, DPO labels.",
@@ -129,6 +129,31 @@ def features_command(
         f"wrote {table.height:,} questions ({labelled:,} with a preference, "
         f"{int(table['has_traces'].sum()):,} with traces) × {table.width} columns to {output}"
     )
+
+
+@behavior_app.command("split")
+def split_command(
+    folder: Annotated[Path, typer.Argument(help="IFllm-layout folder to split.")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Writes OUTPUT/train and OUTPUT/test.")
+    ],
+    test_share: Annotated[
+        float, typer.Option(help="Share of side-by-side questions to hold out (by worker).")
+    ] = 0.25,
+    seed: _Seed = 0,
+) -> None:
+    """Split a folder into train and test folders whose workers are disjoint."""
+    result = split_by_worker(folder, output, test_share=test_share, seed=seed)
+    for side, path in (("train", result.train), ("test", result.test)):
+        console.print(
+            f"{side}: {len(result.workers[side])} workers, {result.questions[side]:,} "
+            f"side-by-side questions, {result.trace_files[side]:,} trace files → {path}"
+        )
+    if result.dropped_trace_files:
+        console.print(
+            f"left out {result.dropped_trace_files:,} trace files of workers absent from the "
+            "query log"
+        )
 
 
 @behavior_app.command("train")
