@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -125,6 +126,46 @@ def test_tuning_tree_models_picks_a_candidate_and_survives_save(kind: str, tmp_p
     assert len(model.tuning) == len(TUNING_GRIDS[kind])
     loaded = BehaviorRewardModel.load(model.save(tmp_path / kind))
     assert loaded.params == model.params and loaded.tuning == model.tuning
+    np.testing.assert_allclose(loaded.predict_proba(table), model.predict_proba(table))
+
+
+def test_tuning_under_cross_validation_never_sees_the_test_fold(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tuned: list[set[int]] = []
+    scored: list[set[int]] = []
+    tune, predict = BehaviorRewardModel._tune, BehaviorRewardModel.predict_proba
+
+    def spy_tune(self: BehaviorRewardModel, labelled: pl.DataFrame, *args: object) -> object:
+        tuned.append(set(labelled["query_ID"].to_list()))
+        return tune(self, labelled, *args)  # type: ignore[arg-type]
+
+    def spy_predict(self: BehaviorRewardModel, table: pl.DataFrame) -> object:
+        scored.append(set(table["query_ID"].to_list()))
+        return predict(self, table)
+
+    monkeypatch.setattr(BehaviorRewardModel, "_tune", spy_tune)
+    monkeypatch.setattr(BehaviorRewardModel, "predict_proba", spy_predict)
+    config = BehaviorRewardConfig(model="lr", feature_set="gaze", tune=True)
+    cross_validate(_table(), config, protocol="grouped", n_splits=4, seeds=(0,))
+    assert len(tuned) == len(scored) == 4
+    for train, test in zip(tuned, scored, strict=True):
+        assert not train & test and len(train | test) == 160
+
+
+def test_a_folder_saved_before_tuning_loads_untuned(tmp_path: Path) -> None:
+    table = _table()
+    model = BehaviorRewardModel(
+        BehaviorRewardConfig(model="lr", feature_set="gaze", tune=False)
+    ).fit(table)
+    folder = model.save(tmp_path / "old")
+    meta = json.loads((folder / "config.json").read_text())
+    for key in ("params", "tuning"):
+        del meta[key]
+    del meta["config"]["tune"]
+    (folder / "config.json").write_text(json.dumps(meta))
+    loaded = BehaviorRewardModel.load(folder)
+    assert loaded.config.tune is False and loaded.params == {}
     np.testing.assert_allclose(loaded.predict_proba(table), model.predict_proba(table))
 
 

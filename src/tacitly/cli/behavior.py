@@ -138,7 +138,8 @@ def split_command(
         Path, typer.Option("--output", "-o", help="Writes OUTPUT/train and OUTPUT/test.")
     ],
     test_share: Annotated[
-        float, typer.Option(help="Share of side-by-side questions to hold out (by worker).")
+        float,
+        typer.Option(help="Target share of side-by-side questions to hold out (whole workers)."),
     ] = 0.25,
     seed: _Seed = 0,
 ) -> None:
@@ -149,10 +150,11 @@ def split_command(
             f"{side}: {len(result.workers[side])} workers, {result.questions[side]:,} "
             f"side-by-side questions, {result.trace_files[side]:,} trace files → {path}"
         )
-    if result.dropped_trace_files:
+    if result.dropped_trace_files or result.dropped_task_rows:
         console.print(
-            f"left out {result.dropped_trace_files:,} trace files of workers absent from the "
-            "query log"
+            f"left out {result.dropped_trace_files:,} trace files and "
+            f"{result.dropped_task_rows:,} task-table rows of workers absent from the query "
+            "log (and links in the archive)"
         )
 
 

@@ -45,7 +45,9 @@ Blend (``model="blend"``).
     no-intercept logistic regression (so the blend stays side-symmetric) fitted on the parts'
     out-of-fold logits from worker-grouped folds inside the training rows (nested: an outer
     test fold never touches them); ``blend_weights="mean"`` instead gives both parts one shared
-    weight. The stack is itself a calibration, so ``calibrate`` does not apply. Feature sets
+    weight. With ``tune`` each part also tunes itself inside those folds, which is honest but
+    slow (about 7 minutes for one worker-grouped 5-fold run with 3 seeds on 2 cores). The
+    stack is itself a calibration, so ``calibrate`` does not apply. Feature sets
     without text (or without behaviour) give a one-part blend: that part with a fitted slope.
     On the shared IFllm subset (544 questions, 44 workers; grouped 5-fold, seeds 0-2) it was
     not better than tuned LightGBM on all features or LR on text alone (see
@@ -161,7 +163,11 @@ class BehaviorRewardConfig:
     mirror: bool = field(default=True, metadata={"help": "Train and predict side-symmetric."})
     calibrate: bool = field(default=True, metadata={"help": "Symmetric Platt scaling."})
     calibration_folds: int = field(
-        default=5, metadata={"help": "Worker-grouped folds for the calibration predictions."}
+        default=5,
+        metadata={
+            "help": "Worker-grouped folds inside the training rows for the calibration, the "
+            "tuning and the blend's stacking."
+        },
     )
     worker_standardize: bool = field(
         default=False, metadata={"help": "Rescale behaviour features per worker (own rows)."}
@@ -864,7 +870,9 @@ class BehaviorRewardModel:
             )
         try:
             meta = json.loads(config_file.read_text(encoding="utf-8"))
-            model = cls(BehaviorRewardConfig(**meta["config"]))
+            # Folders saved before tuning existed were not tuned; keep their config truthful.
+            settings = {"tune": "params" in meta, **meta["config"]}
+            model = cls(BehaviorRewardConfig(**settings))
             model.layout = _Layout(
                 columns=list(meta["columns"]), embedding_diffs=list(meta["embedding_diffs"])
             )

@@ -8,21 +8,28 @@ and trace files.
 Policies
 --------
 Which workers are held out
-    Workers (the query log's ``user_id``) are shuffled with ``seed`` and moved to the test side
-    until it holds at least ``test_share`` of the side-by-side questions (rows with both
-    answers). Each side keeps at least one worker.
+    Workers (the query log's ``user_id``) are shuffled with ``seed``; in that order each one
+    moves to the test side when that brings the test side's share of side-by-side questions
+    (rows with both answers) closer to ``test_share``. One worker with many questions can
+    make the share miss the target; the summary gives the counts. Each side keeps at least
+    one worker.
 What is copied
     ``query_logs_table.csv`` and ``task_table.csv`` (when present) keep their header and the
-    rows of the side's workers, field for field. The traces go into a fresh
-    ``user_behavior.tar.gz`` per side, read from the source archive member by member or from
-    the extracted ``user_behavior/`` folder; trace folders of workers absent from the query
-    log are left out and counted.
+    rows of the side's workers, field for field (UTF-8 or UTF-16 in, UTF-8 out; blank lines
+    are skipped). The traces go into a fresh ``user_behavior.tar.gz`` per side, read from the
+    source archive member by member or from the extracted ``user_behavior/`` folder, with
+    the same member paths the reader accepts (``…/<worker>/<task>/<file>``). Task-table rows
+    and trace files of workers absent from the query log, and links inside an archive, are
+    left out and counted.
+Where it writes
+    ``output/train`` and ``output/test`` must not be, or contain, the source folder.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import sys
 import tarfile
 from collections import Counter
 from collections.abc import Iterator
@@ -56,7 +63,9 @@ class WorkerSplit:
     trace_files: dict[str, int] = field(default_factory=dict)
     """Trace files copied per side."""
     dropped_trace_files: int = 0
-    """Trace files of workers that have no row in the query log."""
+    """Trace files of workers that have no row in the query log, and links in an archive."""
+    dropped_task_rows: int = 0
+    """Task-table rows of workers that have no row in the query log."""
 
 
 def split_by_worker(
@@ -72,7 +81,7 @@ def split_by_worker(
     output:
         Folder to write the two sides into (created; existing files are overwritten).
     test_share:
-        Share of side-by-side questions to hold out, in (0, 1) (default: 0.25).
+        Target share of side-by-side questions to hold out, in (0, 1) (default: 0.25).
     seed:
         Seed of the worker shuffle (default: 0).
 
@@ -84,12 +93,15 @@ def split_by_worker(
     Raises
     ------
     InputError
-        Without a query log, with a query log lacking ``user_id``, with fewer than two workers,
-        or with ``test_share`` outside (0, 1).
+        Without a query log, with a query log lacking ``user_id`` or with a row of the wrong
+        length, with fewer than two workers, with ``test_share`` outside (0, 1), or when an
+        output folder is, or contains, the source.
     """
     if not 0.0 < test_share < 1.0:
         raise InputError(f"test_share is {test_share}", field="test_share", expected="0 < x < 1")
     source = Path(root)
+    split = WorkerSplit(train=Path(output) / "train", test=Path(output) / "test")
+    _check_outside(source, (split.train, split.test))
     header, rows = _read_table(source / _QUERY_LOG)
     user = _column(header, "user_id", source / _QUERY_LOG)
     pairwise = Counter(row[user] for row in rows if _pairwise(row, header))
@@ -101,24 +113,44 @@ def split_by_worker(
             expected="at least two workers to split",
         )
     held_out = _held_out_workers(workers, pairwise, test_share, seed)
-    out = Path(output)
-    split = WorkerSplit(train=out / "train", test=out / "test")
+    tasks = _read_table(source / _TASK_TABLE) if (source / _TASK_TABLE).is_file() else None
+    if tasks is not None:
+        task_user = _column(tasks[0], "user_id", source / _TASK_TABLE)
+        split.dropped_task_rows = sum(row[task_user] not in set(workers) for row in tasks[1])
     for side, folder in (("train", split.train), ("test", split.test)):
         keep = held_out if side == "test" else set(workers) - held_out
-        folder.mkdir(parents=True, exist_ok=True)
+        _make_folder(folder)
         _write_table(folder / _QUERY_LOG, header, [r for r in rows if r[user] in keep])
-        if (source / _TASK_TABLE).is_file():
-            task_header, task_rows = _read_table(source / _TASK_TABLE)
-            task_user = _column(task_header, "user_id", source / _TASK_TABLE)
+        if tasks is not None:
             _write_table(
-                folder / _TASK_TABLE,
-                task_header,
-                [r for r in task_rows if r[task_user] in keep],
+                folder / _TASK_TABLE, tasks[0], [r for r in tasks[1] if r[task_user] in keep]
             )
         split.workers[side] = sorted(keep)
         split.questions[side] = sum(pairwise[w] for w in keep)
     _split_traces(source, split, held_out, set(workers))
     return split
+
+
+def _check_outside(source: Path, folders: tuple[Path, ...]) -> None:
+    origin = source.resolve()
+    for folder in folders:
+        target = folder.resolve()
+        if target == origin or target in origin.parents:
+            raise InputError(
+                f"{folder} is or contains the folder being split",
+                source=source,
+                field="output",
+                expected="an output folder outside the source",
+            )
+
+
+def _make_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InputError(
+            f"cannot create the folder: {error.strerror or error}", source=folder, field="output"
+        ) from error
 
 
 def _pairwise(row: list[str], header: list[str]) -> bool:
@@ -129,26 +161,30 @@ def _held_out_workers(
     workers: list[str], pairwise: Counter[str], test_share: float, seed: int
 ) -> set[str]:
     order = [workers[i] for i in np.random.default_rng(seed).permutation(len(workers))]
-    total = sum(pairwise.values())
+    target = test_share * sum(pairwise.values())
     held: set[str] = set()
     count = 0
     for worker in order[:-1]:  # the last one always stays in training
-        if held and count >= test_share * total:
-            break
-        held.add(worker)
-        count += pairwise[worker]
-    return held
+        if abs(count + pairwise[worker] - target) < abs(count - target):
+            held.add(worker)
+            count += pairwise[worker]
+    return held or {order[0]}
 
 
 def _read_table(file: Path) -> tuple[list[str], list[list[str]]]:
     if not file.is_file():
         raise InputError("file not found", source=file, expected="an IFllm-layout folder")
-    with file.open(newline="", encoding="utf-8") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if header is None:
-            raise InputError("empty file", source=file, expected="a header and rows")
-        rows = list(reader)
+    csv.field_size_limit(sys.maxsize)  # answers can be longer than csv's 128 KiB default
+    try:
+        raw = file.read_bytes()
+        utf16 = raw[:2] in (b"\xff\xfe", b"\xfe\xff")
+        text = raw.decode("utf-16") if utf16 else raw.decode("utf-8-sig")
+        table = [row for row in csv.reader(io.StringIO(text, newline="")) if row]
+    except (UnicodeError, csv.Error) as error:
+        raise InputError(f"cannot read the table: {error}", source=file) from error
+    if not table:
+        raise InputError("empty file", source=file, expected="a header and rows")
+    header, rows = table[0], table[1:]
     for number, row in enumerate(rows, start=1):
         if len(row) != len(header):
             raise InputError(
@@ -181,8 +217,8 @@ def _split_traces(source: Path, split: WorkerSplit, held_out: set[str], known: s
     ):
         archives = {"train": train, "test": test}
         for name, data in _trace_files(source):
-            worker = name.split("/")[1]
-            if worker not in known:
+            worker = Path(name).parts[-3] if data is not None else None
+            if data is None or worker not in known:
                 split.dropped_trace_files += 1
                 continue
             side = "test" if worker in held_out else "train"
@@ -192,24 +228,31 @@ def _split_traces(source: Path, split: WorkerSplit, held_out: set[str], known: s
             split.trace_files[side] += 1
 
 
-def _trace_files(source: Path) -> Iterator[tuple[str, bytes]]:
-    """``(user_behavior/<worker>/<task>/<file>, bytes)`` in the source's order."""
+def _trace_files(source: Path) -> Iterator[tuple[str, bytes | None]]:
+    """``(member path, bytes)`` of every trace file (bytes None for a link in an archive).
+
+    Files are found as the trace reader finds them: ``<worker>/<task>/<file>`` under the
+    extracted folder (links to folders followed), or any archive member at least three
+    levels deep.
+    """
     folder, archive = source / "user_behavior", source / _ARCHIVE
     if folder.is_dir():
-        for file in sorted(p for p in folder.rglob("*") if p.is_file()):
-            parts = file.relative_to(source).parts
-            if len(parts) == 4:
-                yield "/".join(parts), file.read_bytes()
+        for worker in sorted(p for p in folder.iterdir() if p.is_dir()):
+            for task in sorted(p for p in worker.iterdir() if p.is_dir()):
+                for file in sorted(p for p in task.iterdir() if p.is_file()):
+                    yield f"user_behavior/{worker.name}/{task.name}/{file.name}", file.read_bytes()
         return
     if not archive.is_file():
         return
     try:
         with tarfile.open(archive, mode="r|*") as members:
             for member in members:
-                parts = Path(member.name).parts
-                if not member.isfile() or len(parts) != 4 or parts[0] != "user_behavior":
+                if len(Path(member.name).parts) < 3 or member.isdir():
+                    continue
+                if not member.isfile():
+                    yield member.name, None
                     continue
                 handle = members.extractfile(member)
-                yield "/".join(parts), handle.read() if handle is not None else b""
+                yield member.name, handle.read() if handle is not None else b""
     except (tarfile.TarError, OSError, EOFError) as error:
         raise InputError(f"cannot read the archive: {error}", source=archive) from error
