@@ -16,11 +16,12 @@ Which workers are held out
 What is copied
     ``query_logs_table.csv`` and ``task_table.csv`` (when present) keep their header and the
     rows of the side's workers, field for field (UTF-8 or UTF-16 in, UTF-8 out; blank lines
-    are skipped). The traces go into a fresh ``user_behavior.tar.gz`` per side, read from the
-    source archive member by member or from the extracted ``user_behavior/`` folder, with
-    the same member paths the reader accepts (``…/<worker>/<task>/<file>``). Task-table rows
-    and trace files of workers absent from the query log, and links inside an archive, are
-    left out and counted.
+    are skipped; a quoted empty field is written as an empty one, which readers take alike).
+    The traces go into a fresh ``user_behavior.tar.gz`` per side, read from the source
+    archive member by member or from the extracted ``user_behavior/`` folder, with the same
+    member paths the reader accepts (``…/<worker>/<task>/<file>``). Task-table rows and trace
+    files of workers absent from the query log, and links inside an archive, are left out
+    and counted.
 Where it writes
     ``output/train`` and ``output/test`` must not be, or contain, the source folder.
 """
