@@ -673,10 +673,13 @@ class BehaviorRewardModel:
         one question and ties often, while log loss also rewards confidence where it is due.
         Returns the winner's out-of-fold predictions (the calibration reuses them).
         """
+        from sklearn.metrics import log_loss
+
         best: tuple[float, dict[str, Any], FloatArray] | None = None
         for candidate in TUNING_GRIDS[self.config.model]:
             oof = self._inner_predictions(labelled, matrix, labels, candidate)
-            loss = _log_loss(labels, oof)
+            clipped = np.clip(oof, _PROBA_CLIP, 1.0 - _PROBA_CLIP)
+            loss = float(log_loss(labels, clipped, labels=[0.0, 1.0]))
             self.tuning.append({**candidate, "log_loss": loss})
             if best is None or loss < best[0] - 1e-12:
                 best = (loss, dict(candidate), oof)
@@ -952,11 +955,6 @@ def _blend_weights(logits: FloatArray, labels: FloatArray, *, how: str) -> Float
     stacker = LogisticRegression(fit_intercept=False, C=1.0, max_iter=1000)
     stacker.fit(logits, labels.astype(int))
     return np.asarray(stacker.coef_[0], dtype=np.float64)
-
-
-def _log_loss(labels: FloatArray, p: FloatArray) -> float:
-    clipped = np.clip(p, _PROBA_CLIP, 1.0 - _PROBA_CLIP)
-    return float(-np.mean(labels * np.log(clipped) + (1.0 - labels) * np.log(1.0 - clipped)))
 
 
 def _logit(p: FloatArray) -> FloatArray:
