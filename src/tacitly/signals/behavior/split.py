@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from tacitly.errors import InputError
+from tacitly.signals.gaze.readers import _csv_source
 
 __all__ = ["WorkerSplit", "split_by_worker"]
 
@@ -105,8 +106,10 @@ def split_by_worker(
     _check_outside(source, (split.train, split.test))
     header, rows = _read_table(source / _QUERY_LOG)
     user = _column(header, "user_id", source / _QUERY_LOG)
-    pairwise = Counter(row[user] for row in rows if _pairwise(row, header))
-    workers = sorted({row[user] for row in rows})
+    second = header.index("llm_response_2") if "llm_response_2" in header else None
+    pairwise = Counter(row[user] for row in rows if second is not None and row[second].strip())
+    known = {row[user] for row in rows}
+    workers = sorted(known)
     if len(workers) < 2:
         raise InputError(
             f"{len(workers)} worker(s) in the query log",
@@ -117,9 +120,9 @@ def split_by_worker(
     tasks = _read_table(source / _TASK_TABLE) if (source / _TASK_TABLE).is_file() else None
     if tasks is not None:
         task_user = _column(tasks[0], "user_id", source / _TASK_TABLE)
-        split.dropped_task_rows = sum(row[task_user] not in set(workers) for row in tasks[1])
+        split.dropped_task_rows = sum(row[task_user] not in known for row in tasks[1])
     for side, folder in (("train", split.train), ("test", split.test)):
-        keep = held_out if side == "test" else set(workers) - held_out
+        keep = held_out if side == "test" else known - held_out
         _make_folder(folder)
         _write_table(folder / _QUERY_LOG, header, [r for r in rows if r[user] in keep])
         if tasks is not None:
@@ -128,7 +131,7 @@ def split_by_worker(
             )
         split.workers[side] = sorted(keep)
         split.questions[side] = sum(pairwise[w] for w in keep)
-    _split_traces(source, split, held_out, set(workers))
+    _split_traces(source, split, held_out, known)
     return split
 
 
@@ -154,10 +157,6 @@ def _make_folder(folder: Path) -> None:
         ) from error
 
 
-def _pairwise(row: list[str], header: list[str]) -> bool:
-    return "llm_response_2" in header and row[header.index("llm_response_2")].strip() != ""
-
-
 def _held_out_workers(
     workers: list[str], pairwise: Counter[str], test_share: float, seed: int
 ) -> set[str]:
@@ -177,11 +176,11 @@ def _read_table(file: Path) -> tuple[list[str], list[list[str]]]:
         raise InputError("file not found", source=file, expected="an IFllm-layout folder")
     csv.field_size_limit(sys.maxsize)  # answers can be longer than csv's 128 KiB default
     try:
-        raw = file.read_bytes()
-        utf16 = raw[:2] in (b"\xff\xfe", b"\xfe\xff")
-        text = raw.decode("utf-16") if utf16 else raw.decode("utf-8-sig")
+        source = _csv_source(file)  # UTF-16 logs come back as UTF-8 bytes, as for the reader
+        raw = source if isinstance(source, bytes) else file.read_bytes()
+        text = raw.decode("utf-8-sig")
         table = [row for row in csv.reader(io.StringIO(text, newline="")) if row]
-    except (UnicodeError, csv.Error) as error:
+    except (UnicodeError, csv.Error, OSError) as error:
         raise InputError(f"cannot read the table: {error}", source=file) from error
     if not table:
         raise InputError("empty file", source=file, expected="a header and rows")
