@@ -38,6 +38,7 @@ import polars as pl
 from tacitly.rewards.behavior import (
     BehaviorRewardConfig,
     CrossValidation,
+    _lengths_of,
     cross_validate,
     embedding_features,
     evaluate_predictions,
@@ -116,10 +117,11 @@ def _row(
     key: tuple[str, str, str, bool],
     run: CrossValidation,
     runs: dict[tuple[str, str, str, bool], CrossValidation],
-    lengths: np.ndarray,
+    table: pl.DataFrame,
     seconds: float,
 ) -> dict[str, Any]:
     protocol, model, features, tune = key
+    lengths = _lengths_of(table, run.query_ids)  # mean characters of the two answers
     metrics = evaluate_predictions(run.labels, run.mean_probability, hits=run.hits, lengths=lengths)
     accuracies = _seed_accuracies(run)
     text_key = (protocol, model if model != "blend" else "lr", "text", tune)
@@ -170,14 +172,6 @@ def main() -> None:
     start = time.perf_counter()
     table = _table(args.folder)
     labelled = table.filter(pl.col("label").is_not_null())
-    lengths = (
-        labelled.select(
-            (pl.col("llm_response_1").str.len_chars() + pl.col("llm_response_2").str.len_chars())
-            / 2.0
-        )
-        .to_series()
-        .to_numpy()
-    )
     print(json.dumps({"univariate_auc": _univariate(labelled)}), flush=True)
     if args.univariate_only:
         return
@@ -195,7 +189,7 @@ def main() -> None:
             runs[key] = cross_validate(
                 table, config, protocol=protocol, n_splits=args.folds, seeds=args.seeds
             )
-        row = _row(key, runs[key], runs, lengths, time.perf_counter() - began)
+        row = _row(key, runs[key], runs, table, time.perf_counter() - began)
         rows.append(row)
         keys.append(key)
         print(json.dumps(row), flush=True)
