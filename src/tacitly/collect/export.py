@@ -45,11 +45,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tacitly.collect.store import (
-    Calibration,
     Participant,
     Store,
     StoredSample,
@@ -157,7 +156,7 @@ def export_ifllm(store: Store, folder: str | Path) -> Path:
             samples = _session_samples(db, session.id)
             starts = _task_starts(tasks, samples)
             queries += [_query_row(task, user, sitting, starts[task.id]) for task in tasks]
-            sittings.append(_sitting_row(db, session, user, sitting))
+            sittings.append(_sitting_row(session, user, sitting, len(tasks)))
             folder = out / "user_behavior" / user / str(sitting)
             _write_traces(folder, samples)
             _write_word_boxes(folder, tasks, word_box_rows(db, [t.id for t in tasks], latest=True))
@@ -239,14 +238,8 @@ def _query_row(task: Task, user: str, sitting: int, start_ms: int) -> dict[str, 
     }
 
 
-def _sitting_row(db: Session, session: StudySession, user: str, sitting: int) -> dict[str, Any]:
-    precision = db.scalar(
-        select(Calibration.precision)
-        .where(Calibration.session_id == session.id)
-        .order_by(Calibration.id.desc())
-        .limit(1)
-    )
-    asked = db.scalar(select(func.count()).select_from(Task).where(Task.session_id == session.id))
+def _sitting_row(session: StudySession, user: str, sitting: int, asked: int) -> dict[str, Any]:
+    precision = session.calibration_precision  # the latest calibration's, stored with it
     return {
         "user_id": user,
         "task_id": sitting,
