@@ -94,6 +94,8 @@ def store(tmp_path: Path) -> Store:
         session, Batch(seq=1, task_id=second.id, samples=[_mouse(2_500.0, response=2, char=1)])
     )
     store.rate_task(session, first.id, Rating(likert_1=4, likert_2=2, preference=1))
+    store.add_calibration(session, precision=0.5, points=9, threshold=0.7)
+    store.add_calibration(session, precision=0.82, points=9, threshold=0.7)
     left = [(0, "left", 0, 16.5, 13.6, 30.25), (1, "one", 5, 50.0, 13.6, 29.0)]
     wrapped = [(0, "left", 0, 16.5, 13.6, 30.25), (1, "on", 5, 50.0, 13.6, 20.0)]
     wrapped.append((1, "e", 7, 16.5, 40.8, 9.125))
@@ -118,6 +120,8 @@ def test_query_log_and_task_table(store: Store, tmp_path: Path) -> None:
     ]
     tasks = pl.read_csv(folder / "task_table.csv")
     assert tasks.select("user_id", "task_id").rows() == [("worker_P_01", 1)]
+    # The calibration passed at its second try (82%); two questions were asked.
+    assert tasks.select("accuracy", "domain").rows() == [(82.0, "2 questions")]
 
 
 def test_trace_files_by_hand(store: Store, tmp_path: Path) -> None:
