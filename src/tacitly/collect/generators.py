@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from tacitly.backbones import DEFAULT_LM
 from tacitly.collect.study import GeneratorConfig, StudyConfig
 from tacitly.errors import InputError
 
@@ -40,8 +41,6 @@ __all__ = [
     "PairSource",
     "make_source",
 ]
-
-EMBEDDED_MODEL_NAME = "SmolLM2-135M-Instruct"
 
 
 @dataclass(frozen=True)
@@ -148,7 +147,7 @@ class ModelPairs:
         self.temperature = temperature
         self.seed = seed
         self.device = device
-        self.label = EMBEDDED_MODEL_NAME if model is None else Path(str(model)).name
+        self.label = DEFAULT_LM if model is None else Path(str(model)).name
         self._lock = threading.Lock()
         self._loaded: tuple[PreTrainedModel, PreTrainedTokenizerBase] | None = None
 

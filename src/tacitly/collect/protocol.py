@@ -7,7 +7,7 @@ that the server's error messages quote.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -53,17 +53,7 @@ MAX_OFFSET = 2**31 - 1
 SampleKind = Literal[
     "mouse", "gaze", "scroll", "click", "focus", "blur", "visibility", "resize", "rating"
 ]
-SAMPLE_KINDS: tuple[str, ...] = (
-    "mouse",
-    "gaze",
-    "scroll",
-    "click",
-    "focus",
-    "blur",
-    "visibility",
-    "resize",
-    "rating",
-)
+SAMPLE_KINDS: tuple[str, ...] = get_args(SampleKind)
 
 
 class _Strict(BaseModel):

@@ -56,6 +56,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from tacitly.collect import protocol
 from tacitly.collect.protocol import Batch, Layout, Rating
 from tacitly.errors import InputError
 
@@ -202,23 +203,10 @@ class WordBox(Base):
     height: Mapped[float] = mapped_column(Float)
 
 
-WORD_BOX_FIELDS = ("index", "text", "char_start", "char_end", "left", "top", "width", "height")
+# The stored columns are the protocol's fields, in the protocol's order.
+WORD_BOX_FIELDS: tuple[str, ...] = tuple(protocol.WordBox.model_fields)
 LAYOUT_FIELDS = ("task_id", "response", "version", "epoch_ms", "width", "height", "n_boxes")
-
-SAMPLE_FIELDS = (
-    "kind",
-    "t",
-    "epoch_ms",
-    "x",
-    "y",
-    "response",
-    "x_rel",
-    "y_rel",
-    "char_index",
-    "text_window",
-    "camera_valid",
-    "value",
-)
+SAMPLE_FIELDS: tuple[str, ...] = tuple(protocol.Sample.model_fields)
 
 
 def database_url(db: str | Path | None) -> str:
@@ -554,8 +542,7 @@ class Store:
         )
         if layout.words:
             rows = [
-                {**key, "box": box, **word.model_dump(include=set(WORD_BOX_FIELDS))}
-                for box, word in enumerate(layout.words)
+                {**key, "box": box, **word.model_dump()} for box, word in enumerate(layout.words)
             ]
             db.execute(insert(_table(WordBox)), rows)
         return LayoutOutcome(version, len(layout.words), duplicate=False)
@@ -780,7 +767,7 @@ def _sample_rows(session_id: str, batch: Batch) -> list[dict[str, Any]]:
             "seq": batch.seq,
             "idx": i,
             "task_id": batch.task_id,
-            **sample.model_dump(include=set(SAMPLE_FIELDS)),
+            **sample.model_dump(),
         }
         for i, sample in enumerate(batch.samples)
     ]
@@ -809,7 +796,3 @@ def upgrade(engine: Engine, *, revision: str = "head") -> None:
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
-
-
-def table_names() -> Sequence[str]:
-    return sorted(Base.metadata.tables)
