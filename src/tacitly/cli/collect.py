@@ -225,18 +225,17 @@ def summarise(store: Store, *, recent: int = 20) -> dict[str, Any]:
                 .order_by(StoredSample.kind)
             )
         }
-        latest = [
-            db.scalar(select(func.max(column)))
-            for column in (
-                Participant.created_ms,
-                StudySession.created_ms,
-                StudySession.finished_ms,
-                Task.shown_ms,
-                Task.rated_ms,
-                Calibration.created_ms,
-                StoredBatch.received_ms,
-            )
-        ]
+        columns = (
+            Participant.created_ms,
+            StudySession.created_ms,
+            StudySession.finished_ms,
+            Task.shown_ms,
+            Task.rated_ms,
+            Calibration.created_ms,
+            StoredBatch.received_ms,
+        )
+        # One statement of scalar subqueries rather than a round trip per table.
+        latest = db.execute(select(*(select(func.max(c)).scalar_subquery() for c in columns))).one()
         listed = _participant_rows(db, limit=recent)
     last = max((int(value) for value in latest if value is not None), default=None)
     return {
